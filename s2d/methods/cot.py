@@ -1,0 +1,21 @@
+"""Zero-shot chain-of-thought: reason step by step, then a fixed "Final answer:" line (paper Fig. 10)."""
+
+from __future__ import annotations
+
+from s2d.methods.base import single_call
+
+INSTRUCTION = (
+    "Work through the problem step by step. When you are done, write the result on its own last line "
+    'as "Final answer: <your answer>".'
+)
+
+
+class CoT:
+    name = "cot"
+
+    def __init__(self, instruction: str = INSTRUCTION):
+        self.instruction = instruction
+
+    def run(self, examples, task, llm, sampling):
+        prompts = [f"{task.prompt(e)}\n\n{self.instruction}" for e in examples]
+        return single_call("reason", examples, prompts, task, llm, sampling)

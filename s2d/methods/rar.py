@@ -1,0 +1,58 @@
+"""Rephrase and Respond (Deng et al., 2023; paper Figs. 3–5), in one call or two."""
+
+from __future__ import annotations
+
+from s2d.llm.base import render_prompt
+from s2d.methods.base import single_call, stage_sampling
+from s2d.types import Call, Trace
+
+# One call: restate the question with more detail, then answer it (paper Fig. 3).
+ONE_STEP = "Restate the question above in your own words, adding any detail that makes it clearer, and then answer it."
+
+# Call 1 of two: only the improved question comes back (paper Figs. 4–5).
+REPHRASE = (
+    "Rewrite the question above so that it is clearer and easier to answer well. {note}"
+    " Reply with the rewritten question only, without answering it."
+)
+
+
+class RaR1:
+    name = "rar1"
+
+    def __init__(self, instruction: str = ONE_STEP):
+        self.instruction = instruction
+
+    def run(self, examples, task, llm, sampling):
+        prompts = [f"{task.prompt(e)}\n\n{self.instruction}" for e in examples]
+        return single_call("rephrase_and_respond", examples, prompts, task, llm, sampling)
+
+
+class RaR2:
+    """Call 1 samples `n` rephrasings per input; call 2 answers each rephrasing once, so every stage is sampled n times."""
+
+    name = "rar2"
+
+    def __init__(self, instruction: str = REPHRASE):
+        self.instruction = instruction
+
+    def run(self, examples, task, llm, sampling):
+        rephrase_prompts = [
+            f'"{task.prompt(e)}"\n\n{self.instruction.format(note=task.rephrase_note).strip()}' for e in examples
+        ]
+        rephrasings = llm.generate(rephrase_prompts, sampling, desc="rephrase")
+        respond_prompts = []
+        for comps in rephrasings:
+            for c in comps:
+                respond_prompts.append(f"{c.text}\n\n{task.respond_suffix}".strip())
+        responses = llm.generate(respond_prompts, stage_sampling(sampling, 1, n=1), desc="respond")
+        traces, j = [], 0
+        for ex, p1, comps in zip(examples, rephrase_prompts, rephrasings):
+            for k, c1 in enumerate(comps):
+                c2 = responses[j][0]
+                calls = [
+                    Call("rephrase", render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
+                    Call("respond", respond_prompts[j], c2.text, c2.prompt_tokens, c2.completion_tokens),
+                ]
+                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text)))
+                j += 1
+        return traces

@@ -1,0 +1,12 @@
+"""System 1: the model answers the task's prompt directly, with no intermediate tokens (paper Eq. 2)."""
+
+from __future__ import annotations
+
+from s2d.methods.base import single_call
+
+
+class System1:
+    name = "system1"
+
+    def run(self, examples, task, llm, sampling):
+        return single_call("answer", examples, [task.prompt(e) for e in examples], task, llm, sampling)

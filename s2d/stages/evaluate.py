@@ -1,0 +1,80 @@
+"""Stage 4: accuracy and generated tokens per input on the labeled eval split, for each system."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, write_json, write_jsonl
+from s2d.llm.model import ModelSource
+from s2d.methods.system1 import System1
+from s2d.stages import sampling, stage_dir
+from s2d.types import Example, Trace
+
+log = logging.getLogger(__name__)
+
+SYSTEMS = ("system1", "system2", "distilled")
+
+
+def score(examples: list[Example], traces: list[Trace], task, system: str) -> tuple[list[dict], dict]:
+    """Per-example predictions and the system's figures; a trace with no parsable answer is wrong."""
+    by_id = {e.id: e for e in examples}
+    rows = []
+    for t in traces:
+        ex = by_id[t.example_id]
+        rows.append({
+            "example_id": ex.id, "input": ex.input, "output": t.final_text, "answer": t.answer, "gold": ex.gold,
+            "correct": task.score(t.answer, ex), "tokens": t.completion_tokens, "calls": len(t.calls),
+        })
+    n = max(1, len(rows))
+    metrics = {
+        f"{system}/accuracy": sum(r["correct"] for r in rows) / n,
+        f"{system}/tokens_per_input": sum(r["tokens"] for r in rows) / n,
+        f"{system}/parse_failures": sum(r["answer"] is None for r in rows),
+        f"{system}/n": len(rows),
+    }
+    return rows, metrics
+
+
+def run(cfg: DictConfig, train_dir: Path) -> Path:
+    train_info = require_done(train_dir)
+    out = stage_dir(cfg, "evaluate")
+    if is_done(out):
+        log.info("evaluate: reusing %s", out)
+        return out
+    unknown = [s for s in cfg.eval.systems if s not in SYSTEMS]
+    if unknown:
+        raise ValueError(f"eval.systems: unknown {unknown}; allowed: {', '.join(SYSTEMS)}")
+    task = instantiate(cfg.task)
+    examples = task.eval_examples()
+    samp = sampling(cfg.eval, cfg.seed)
+    base = None
+    metrics: dict = {}
+    for system in cfg.eval.systems:
+        done_file = out / f"{system}.metrics.json"
+        if done_file.exists():
+            metrics.update(read_json(done_file))
+            continue
+        if system == "distilled":
+            if not train_info.get("trained"):
+                log.warning("evaluate: no distilled model (nothing passed the filter); skipping 'distilled'")
+                continue
+            llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
+            method = System1()
+        else:
+            base = base or instantiate(cfg.backend)
+            llm = base
+            method = System1() if system == "system1" else instantiate(cfg.method)
+        traces = method.run(examples, task, llm, samp)
+        rows, m = score(examples, traces, task, system)
+        (out / f"{system}.predictions.jsonl").unlink(missing_ok=True)
+        write_jsonl(out / f"{system}.predictions.jsonl", rows)
+        write_json(done_file, m)
+        metrics.update(m)
+        log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, m[f"{system}/accuracy"],
+                 m[f"{system}/tokens_per_input"])
+    mark_done(out, {"stage": "evaluate", "examples": len(examples), **metrics})
+    return out

@@ -1,0 +1,71 @@
+"""Stage 2: curate the System 2 outputs into (System 1 prompt, target) pairs; intermediate tokens are dropped."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from s2d.artifacts import is_done, mark_done, read_jsonl, require_done, write_jsonl
+from s2d.stages import stage_dir
+from s2d.types import Example, Trace
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("answer", "full_response")
+
+
+def build_targets(examples: list[Example], traces: list[Trace], flt, task, target: str) -> tuple[list[dict], dict]:
+    """One row per kept input, and the filter's figures: yield and, where gold exists, label precision."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got '{target}'")
+    by_example: dict[str, list[Trace]] = defaultdict(list)
+    for t in traces:
+        by_example[t.example_id].append(t)
+    rows, unparsed = [], 0
+    for ex in examples:
+        chosen = flt.select(by_example.get(ex.id, []))
+        if chosen is None:
+            continue
+        if target == "answer" and chosen.answer is None:
+            unparsed += 1
+            continue
+        text = task.format_answer(chosen.answer) if target == "answer" else chosen.final_text
+        rows.append({
+            "example_id": ex.id, "prompt": task.prompt(ex), "target": text, "answer": chosen.answer,
+            # Gold is kept for analysis only (label precision); it never shapes the target.
+            "gold": ex.gold, "correct": task.score(chosen.answer, ex) if ex.gold is not None else None,
+        })
+    graded = [r for r in rows if r["correct"] is not None]
+    stats = {
+        "filter/seen": len(examples),
+        "filter/kept": len(rows),
+        "filter/yield": len(rows) / max(1, len(examples)),
+        "filter/unparsed_selected": unparsed,
+        "filter/parse_failures": sum(t.answer is None for t in traces),
+    }
+    if graded:
+        stats["filter/label_precision"] = sum(r["correct"] for r in graded) / len(graded)
+    return rows, stats
+
+
+def run(cfg: DictConfig, generate_dir: Path) -> Path:
+    require_done(generate_dir)
+    out = stage_dir(cfg, "filter")
+    if is_done(out):
+        log.info("filter: reusing %s", out)
+        return out
+    task = instantiate(cfg.task)
+    flt = instantiate(cfg.filter)
+    examples = [Example(**r) for r in read_jsonl(generate_dir / "examples.jsonl")]
+    traces = [Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")]
+    rows, stats = build_targets(examples, traces, flt, task, cfg.target)
+    (out / "targets.jsonl").unlink(missing_ok=True)
+    write_jsonl(out / "targets.jsonl", rows)
+    mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats})
+    log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
+             stats["filter/seen"], stats["filter/yield"])
+    return out

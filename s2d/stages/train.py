@@ -1,0 +1,59 @@
+"""Stage 3: fine-tune the model on (System 1 prompt → target) with Lightning; save it with save_pretrained."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from s2d.artifacts import is_done, mark_done, read_jsonl, require_done
+from s2d.stages import stage_dir
+from s2d.training import SFTDataModule
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
+    require_done(filter_dir)
+    out = stage_dir(cfg, "train")
+    if is_done(out):
+        log.info("train: reusing %s", out)
+        return out
+    rows = read_jsonl(filter_dir / "targets.jsonl")
+    if not rows:
+        # Nothing passed the filter: a real outcome for a weak model, reported rather than crashed on.
+        log.warning("train: the filter kept no input, so there is no distilled model. Lower filter.min_share, "
+                    "raise generate.n, or use filter=none.")
+        mark_done(out, {"stage": "train", "trained": False, "pairs": 0})
+        return out
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    source = instantiate(cfg.model)
+    model, tok = source.load(cfg.train.dtype)
+    data = SFTDataModule([(r["prompt"], r["target"]) for r in rows], tok, batch_size=cfg.train.batch_size,
+                         max_length=cfg.train.max_length, seed=cfg.seed)
+    module = instantiate(cfg.train.module, model=model)
+    trainer = instantiate(cfg.train.trainer, default_root_dir=str(out), logger=tracker.lightning_logger())
+    t0 = time.time()
+    trainer.fit(module, datamodule=data)
+    seconds = time.time() - t0
+    model.save_pretrained(out / "model")
+    tok.save_pretrained(out / "model")
+    loss = trainer.callback_metrics.get("train/loss")
+    info = mark_done(out, {
+        "stage": "train", "trained": True, "pairs": len(rows), "steps": trainer.global_step,
+        "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
+        "seconds_per_step": seconds / max(1, trainer.global_step),
+        "peak_rss_gib": _peak_rss_gib(),
+    })
+    log.info("train: %d pairs, %d steps in %.1fs, final loss %s", len(rows), info["steps"], seconds, info["train/loss"])
+    return out
+
+
+def _peak_rss_gib() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20

@@ -1,0 +1,92 @@
+"""What a task offers the methods and stages, and helpers the tasks share."""
+
+from __future__ import annotations
+
+import os
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+from s2d.types import Example
+
+
+class Task(Protocol):
+    name: str
+    # Extra words for a RaR rephrase stage, and what follows a rephrased question (paper Figs. 4–5).
+    rephrase_note: str
+    respond_suffix: str
+
+    def train_examples(self) -> list[Example]: ...
+
+    def eval_examples(self) -> list[Example]: ...
+
+    def prompt(self, example: Example) -> str: ...
+
+    def extract(self, text: str) -> str | None: ...
+
+    def score(self, answer: str | None, example: Example) -> bool: ...
+
+    def format_answer(self, answer: str) -> str: ...
+
+    def identity(self) -> dict[str, Any]: ...
+
+
+class DataNotFound(FileNotFoundError):
+    pass
+
+
+def resolve_data_path(path: str, data_dir: str | None, key: str) -> Path:
+    """A file given as-is, or relative to the data directory (`paths.data_dir` / S2D_DATA_DIR)."""
+    p = Path(os.path.expanduser(path))
+    if p.exists():
+        return p
+    if data_dir and (Path(data_dir) / path).exists():
+        return Path(data_dir) / path
+    raise DataNotFound(
+        f"{key}='{path}' not found, neither as given nor under paths.data_dir='{data_dir}'. "
+        "Set it to an existing file, or point S2D_DATA_DIR (paths.data_dir) at the directory holding it."
+    )
+
+
+def load_records(path: Path) -> list[dict]:
+    """Rows of a local JSON / JSONL / CSV file, read through `datasets`."""
+    import datasets
+
+    kind = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(path.suffix)
+    if kind is None:
+        raise ValueError(f"{path}: unsupported file type '{path.suffix}' (use .json, .jsonl or .csv)")
+    ds = datasets.load_dataset(kind, data_files=str(path), split="train")
+    return list(ds)
+
+
+def builtin_names() -> list[str]:
+    text = resources.files("s2d.tasks").joinpath("first_names.txt").read_text()
+    return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+_FINAL = re.compile(r"(?:final answer|answer is|answer:|answer would be|result is)\s*:?\s*(.+)", re.I | re.S)
+_QUOTED = re.compile(r"[\"“”'‘’]([^\"“”'‘’\n]{1,40})[\"“”'‘’]")
+
+
+def answer_segment(text: str) -> str | None:
+    """Text after the last answer marker ("Final answer:", "the answer is", …), first line only."""
+    matches = list(_FINAL.finditer(text))
+    if not matches:
+        return None
+    seg = matches[-1].group(1).strip()
+    return seg.splitlines()[0] if seg else None
+
+
+def quoted(text: str) -> list[str]:
+    return _QUOTED.findall(text)
+
+
+def split_train_eval(items: list[Example], n_eval: int) -> tuple[list[Example], list[Example]]:
+    return items[n_eval:], items[:n_eval]
+
+
+def drop_overlap(train: list[Example], eval_: list[Example]) -> list[Example]:
+    """Train inputs that do not appear (case-insensitively) in the eval split."""
+    seen = {" ".join(e.input.lower().split()) for e in eval_}
+    return [e for e in train if " ".join(e.input.lower().split()) not in seen]

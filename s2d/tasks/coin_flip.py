@@ -1,0 +1,104 @@
+"""Coin-flip reasoning (RaR task; paper Table 1): is the coin still heads up after people flip it or not?"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from s2d.tasks.base import answer_segment, builtin_names, drop_overlap, load_records, resolve_data_path, split_train_eval
+from s2d.types import Example
+
+_YESNO = re.compile(r"\b(yes|no)\b", re.I)
+
+
+class CoinFlip:
+    """Seeded synthetic items with `n_people` people (paper: 2); eval can come from RaR's `coin_val.json`."""
+
+    name = "coin_flip"
+    rephrase_note = "Keep every detail of the original question."
+    respond_suffix = "Answer the Yes or No question."
+
+    def __init__(
+        self,
+        n_people: int = 2,
+        n_train: int = 200,
+        n_eval: int = 200,
+        seed: int = 0,
+        eval_path: str | None = None,
+        data_dir: str | None = None,
+    ):
+        self.n_people = n_people
+        self.n_train = n_train
+        self.n_eval = n_eval
+        self.seed = seed
+        self.eval_path = eval_path
+        self.data_dir = data_dir
+        self._split: tuple[list[Example], list[Example]] | None = None
+
+    def _items(self) -> tuple[list[Example], list[Example]]:
+        if self._split is None:
+            rng = random.Random(self.seed)
+            names = builtin_names()
+            n_synth = self.n_train + (0 if self.eval_path else self.n_eval)
+            items, seen = [], set()
+            while len(items) < n_synth:
+                people = rng.sample(names, self.n_people)
+                flips = [rng.random() < 0.5 for _ in people]
+                ex = self.make(f"synth-{len(items)}", people, flips)
+                if ex.input in seen:
+                    continue
+                seen.add(ex.input)
+                items.append(ex)
+            if self.eval_path:
+                eval_ = self._load_eval()
+                train = drop_overlap(items, eval_)
+            else:
+                train, eval_ = split_train_eval(items, self.n_eval)
+            self._split = (train, eval_)
+        return self._split
+
+    @staticmethod
+    def make(id_: str, people: list[str], flips: list[bool]) -> Example:
+        steps = " ".join(f"{p} flips the coin." if f else f"{p} does not flip the coin." for p, f in zip(people, flips))
+        text = f"A coin is heads up. {steps} Is the coin still heads up?"
+        return Example(id=id_, input=text, gold="no" if sum(flips) % 2 else "yes")
+
+    def _load_eval(self) -> list[Example]:
+        path = resolve_data_path(self.eval_path, self.data_dir, "task.eval_path")
+        rows = load_records(path)[: self.n_eval]
+        out = []
+        for i, r in enumerate(rows):
+            # coin_val.json rows hold " Q: <question> " and "targets"; the RaR *_gpt-4.json rows hold question/answer.
+            text = r.get("question") or r["inputs"].strip().removeprefix("Q:").strip()
+            gold = (r.get("answer") or r.get("targets")).strip().lower()
+            out.append(Example(id=f"file-{i}", input=" ".join(text.split()), gold=gold, meta={"source": str(path)}))
+        return out
+
+    def train_examples(self) -> list[Example]:
+        return self._items()[0]
+
+    def eval_examples(self) -> list[Example]:
+        return self._items()[1]
+
+    def prompt(self, example: Example) -> str:
+        return example.input
+
+    def extract(self, text: str) -> str | None:
+        seg = answer_segment(text)
+        for part in (seg, text):
+            if part:
+                m = _YESNO.search(part)
+                if m:
+                    return m.group(1).lower()
+        return None
+
+    def score(self, answer: str | None, example: Example) -> bool:
+        return answer is not None and answer == example.gold
+
+    def format_answer(self, answer: str) -> str:
+        return f"The answer is {answer}."
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "n_people": self.n_people, "n_train": self.n_train, "n_eval": self.n_eval,
+                "seed": self.seed, "eval_path": self.eval_path}

@@ -1,0 +1,110 @@
+"""Last-letter concatenation (RaR task; paper Table 1): join the last letters of a few words."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Any
+
+from s2d.tasks.base import (
+    answer_segment,
+    builtin_names,
+    drop_overlap,
+    load_records,
+    quoted,
+    resolve_data_path,
+    split_train_eval,
+)
+from s2d.types import Example
+
+QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
+
+
+class LastLetter:
+    """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
+
+    name = "last_letter"
+    respond_suffix = ""
+
+    def __init__(
+        self,
+        n_words: int = 2,
+        n_train: int = 200,
+        n_eval: int = 200,
+        seed: int = 0,
+        eval_path: str | None = None,
+        data_dir: str | None = None,
+    ):
+        self.n_words = n_words
+        self.n_train = n_train
+        self.n_eval = n_eval
+        self.seed = seed
+        self.eval_path = eval_path
+        self.data_dir = data_dir
+        self.rephrase_note = f"Keep the {n_words} words separate and unchanged in the revised question."
+        self._split: tuple[list[Example], list[Example]] | None = None
+
+    def _items(self) -> tuple[list[Example], list[Example]]:
+        if self._split is None:
+            rng = random.Random(self.seed)
+            names = builtin_names()
+            n_synth = self.n_train + (0 if self.eval_path else self.n_eval)
+            items, seen = [], set()
+            while len(items) < n_synth:
+                words = rng.sample(names, self.n_words)
+                key = " ".join(words)
+                if key in seen:
+                    continue
+                seen.add(key)
+                items.append(self.make(f"synth-{len(items)}", words))
+            if self.eval_path:
+                eval_ = self._load_eval()
+                train = drop_overlap(items, eval_)
+            else:
+                train, eval_ = split_train_eval(items, self.n_eval)
+            self._split = (train, eval_)
+        return self._split
+
+    def _load_eval(self) -> list[Example]:
+        path = resolve_data_path(self.eval_path, self.data_dir, "task.eval_path")
+        rows = load_records(path)[: self.n_eval]
+        return [
+            Example(id=f"file-{i}", input=r["question"], gold=r["answer"].strip().lower(), meta={"source": str(path)})
+            for i, r in enumerate(rows)
+        ]
+
+    @staticmethod
+    def make(id_: str, words: list[str]) -> Example:
+        return Example(id=id_, input=QUESTION.format(words=" ".join(words)), gold="".join(w[-1] for w in words).lower())
+
+    def train_examples(self) -> list[Example]:
+        return self._items()[0]
+
+    def eval_examples(self) -> list[Example]:
+        return self._items()[1]
+
+    def prompt(self, example: Example) -> str:
+        return example.input
+
+    def extract(self, text: str) -> str | None:
+        seg = answer_segment(text)
+        if seg is not None:
+            q = quoted(seg)
+            cand = q[-1] if q else (re.findall(r"[A-Za-z]+", seg) or [None])[0]
+        else:
+            q = [s for s in quoted(text) if re.fullmatch(r"[A-Za-z]+", s.strip())]
+            cand = q[-1] if q else None
+        if cand is None:
+            return None
+        letters = re.sub(r"[^a-z]", "", cand.lower())
+        return letters or None
+
+    def score(self, answer: str | None, example: Example) -> bool:
+        return answer is not None and answer == example.gold
+
+    def format_answer(self, answer: str) -> str:
+        return f'The answer is "{answer}".'
+
+    def identity(self) -> dict[str, Any]:
+        return {"name": self.name, "n_words": self.n_words, "n_train": self.n_train, "n_eval": self.n_eval,
+                "seed": self.seed, "eval_path": self.eval_path}

@@ -1,0 +1,98 @@
+"""Experiment tracking: W&B (online with a key, offline without, or disabled) behind one small interface."""
+
+from __future__ import annotations
+
+import logging
+import netrc
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+log = logging.getLogger(__name__)
+
+
+def wandb_key_configured() -> bool:
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (OSError, netrc.NetrcParseError):
+        return False
+
+
+def resolve_mode(mode: str) -> str:
+    """'auto' → online only when a key is configured, so a run never stops to ask for one."""
+    if mode not in ("auto", "online", "offline", "disabled"):
+        raise ValueError(f"logger.mode must be one of auto, online, offline, disabled; got '{mode}'")
+    if mode != "auto":
+        return mode
+    env = os.environ.get("WANDB_MODE")
+    if env in ("online", "offline", "disabled"):
+        return env if env != "online" or wandb_key_configured() else "offline"
+    return "online" if wandb_key_configured() else "offline"
+
+
+class WandbTracker:
+    def __init__(self, project: str = "s2d", entity: str | None = None, mode: str = "auto",
+                 group: str | None = None, tags: Sequence[str] = (), name: str | None = None):
+        self.project = project
+        self.entity = entity
+        self.mode = resolve_mode(mode)
+        self.group = group
+        self.tags = [str(t) for t in tags if t]
+        self.name = name
+        self.run = None
+
+    def start(self, config: dict, run_dir: Path, job_type: str = "run") -> None:
+        import wandb
+
+        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group,
+                              tags=self.tags, name=self.name, job_type=job_type, config=config, dir=str(run_dir))
+        log.info("W&B run %s (%s) in %s", self.run.id, self.mode, run_dir / "wandb")
+
+    def lightning_logger(self):
+        from pytorch_lightning.loggers import WandbLogger
+
+        return WandbLogger(experiment=self.run) if self.run is not None else False
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.log(metrics)
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.summary.update(metrics)
+
+    def table(self, key: str, rows: list[dict]) -> None:
+        if self.run is not None and rows:
+            import wandb
+
+            cols = list(rows[0])
+            self.run.log({key: wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
+
+    def finish(self, exit_code: int = 0) -> None:
+        if self.run is not None:
+            self.run.finish(exit_code=exit_code)
+            self.run = None
+
+
+class NoTracker:
+    """logger=none: nothing leaves the run directory."""
+
+    def start(self, config: dict, run_dir: Path, job_type: str = "run") -> None:
+        pass
+
+    def lightning_logger(self):
+        return False
+
+    def log(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def summary(self, metrics: dict[str, Any]) -> None:
+        pass
+
+    def table(self, key: str, rows: list[dict]) -> None:
+        pass
+
+    def finish(self, exit_code: int = 0) -> None:
+        pass

@@ -1,0 +1,62 @@
+"""(System 1 prompt → target) pairs as token ids, with the loss only on the target."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader
+
+from s2d.llm.hf import encode_chat
+
+IGNORE = -100
+
+
+def build_features(tokenizer, prompt: str, target: str, max_length: int) -> dict[str, list[int]]:
+    """Prompt in the chat template, then the target and EOS; only target and EOS carry labels.
+
+    Over-long pairs lose the start of the prompt, never the target.
+    """
+    prompt_ids = encode_chat(tokenizer, prompt)
+    target_ids = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    keep = max(0, max_length - len(target_ids))
+    prompt_ids = prompt_ids[-keep:] if keep else []
+    ids = (prompt_ids + target_ids)[-max_length:]
+    labels = ([IGNORE] * len(prompt_ids) + target_ids)[-max_length:]
+    return {"input_ids": ids, "labels": labels}
+
+
+def collate(features: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(len(f["input_ids"]) for f in features)
+    ids = torch.full((len(features), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(features), width), IGNORE, dtype=torch.long)
+    mask = torch.zeros((len(features), width), dtype=torch.long)
+    for i, f in enumerate(features):
+        n = len(f["input_ids"])
+        ids[i, :n] = torch.tensor(f["input_ids"])
+        labels[i, :n] = torch.tensor(f["labels"])
+        mask[i, :n] = 1
+    return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+class SFTDataModule(pl.LightningDataModule):
+    def __init__(self, pairs: Sequence[tuple[str, str]], tokenizer, batch_size: int = 8, max_length: int = 256,
+                 seed: int = 0):
+        super().__init__()
+        self.pairs = list(pairs)
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.max_length = max_length
+        self.seed = seed
+        self.features: list[dict] = []
+
+    def setup(self, stage: str | None = None) -> None:
+        if not self.features:
+            self.features = [build_features(self.tokenizer, p, t, self.max_length) for p, t in self.pairs]
+
+    def train_dataloader(self) -> DataLoader:
+        gen = torch.Generator().manual_seed(self.seed)
+        pad = self.tokenizer.pad_token_id
+        return DataLoader(self.features, batch_size=self.batch_size, shuffle=True, generator=gen,
+                          collate_fn=lambda b: collate(b, pad))

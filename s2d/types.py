@@ -1,0 +1,76 @@
+"""The small records every stage exchanges: examples, LLM calls, traces."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class Example:
+    """One task input; `gold` is None for unlabeled inputs."""
+
+    id: str
+    input: str
+    gold: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Decoding parameters of one batch of LLM calls; temperature 0 means greedy."""
+
+    n: int = 1
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 64
+    seed: int = 0
+    stop: tuple[str, ...] = ()
+
+
+@dataclass
+class Completion:
+    """One generated text with exact token counts from the tokenizer that produced it."""
+
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Call:
+    """One LLM call made by a method: which stage, what was asked, what came back."""
+
+    stage: str
+    prompt: str
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+
+
+@dataclass
+class Trace:
+    """One sample of a method on one example; its cost is the sum over its calls."""
+
+    example_id: str
+    sample: int
+    calls: list[Call]
+    final_text: str
+    answer: str | None = None
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.completion_tokens for c in self.calls)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Trace:
+        return cls(
+            example_id=d["example_id"],
+            sample=d["sample"],
+            calls=[Call(**c) for c in d["calls"]],
+            final_text=d["final_text"],
+            answer=d.get("answer"),
+        )

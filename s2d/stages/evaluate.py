@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -20,14 +21,22 @@ SYSTEMS = ("system1", "system2", "distilled")
 
 
 def score(examples: list[Example], traces: list[Trace], task, system: str) -> tuple[list[dict], dict]:
-    """Per-example predictions and the system's figures; a trace with no parsable answer is wrong."""
-    by_id = {e.id: e for e in examples}
-    rows = []
+    """Per-example predictions and the system's figures.
+
+    An input's tokens are summed over all its samples (the paper's #Tokens); its prediction is the
+    first sample's answer, and an answer that could not be parsed is wrong.
+    """
+    by_example: dict[str, list[Trace]] = defaultdict(list)
     for t in traces:
-        ex = by_id[t.example_id]
+        by_example[t.example_id].append(t)
+    rows = []
+    for ex in examples:
+        ts = by_example[ex.id]
+        first = ts[0]
         rows.append({
-            "example_id": ex.id, "input": ex.input, "output": t.final_text, "answer": t.answer, "gold": ex.gold,
-            "correct": task.score(t.answer, ex), "tokens": t.completion_tokens, "calls": len(t.calls),
+            "example_id": ex.id, "input": ex.input, "output": first.final_text, "answer": first.answer,
+            "gold": ex.gold, "correct": task.score(first.answer, ex),
+            "tokens": sum(t.completion_tokens for t in ts), "calls": sum(len(t.calls) for t in ts),
         })
     n = max(1, len(rows))
     metrics = {

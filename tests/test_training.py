@@ -1,0 +1,55 @@
+"""Answer-only SFT: the loss mask, batching, and one Lightning step that moves the loss."""
+
+import pytorch_lightning as pl
+import torch
+
+from s2d.llm.hf import encode_chat
+from s2d.training import SFTDataModule, SFTModule, build_features
+from s2d.training.data import IGNORE, collate
+
+
+def test_only_target_tokens_carry_labels(tiny_backend):
+    tok = tiny_backend.tokenizer
+    f = build_features(tok, "Take the last letters", 'The answer is "ne".', max_length=256)
+    n_prompt = len(encode_chat(tok, "Take the last letters"))
+    n_target = len('The answer is "ne".') + 1  # one token per character, then EOS
+    assert len(f["input_ids"]) == n_prompt + n_target
+    assert f["labels"][:n_prompt] == [IGNORE] * n_prompt
+    assert f["labels"][n_prompt:] == f["input_ids"][n_prompt:]
+    assert f["labels"][-1] == tok.eos_token_id
+
+
+def test_truncation_keeps_the_target(tiny_backend):
+    tok = tiny_backend.tokenizer
+    f = build_features(tok, "x" * 300, "abc", max_length=20)
+    assert len(f["input_ids"]) == 20
+    assert f["labels"][-4:] == tok("abc", add_special_tokens=False).input_ids + [tok.eos_token_id]
+    assert f["labels"][:16] == [IGNORE] * 16
+
+
+def test_collate_pads_right_and_masks_padding(tiny_backend):
+    tok = tiny_backend.tokenizer
+    feats = [build_features(tok, "a", "b", 64), build_features(tok, "a longer prompt", "bc", 64)]
+    batch = collate(feats, tok.pad_token_id)
+    short = len(feats[0]["input_ids"])
+    assert batch["input_ids"].shape == (2, len(feats[1]["input_ids"]))
+    assert batch["attention_mask"][0, short:].sum() == 0
+    assert (batch["labels"][0, short:] == IGNORE).all()
+
+
+def test_lightning_steps_lower_the_target_loss(tiny_backend):
+    tok, model = tiny_backend.tokenizer, tiny_backend.model
+    pairs = [("q1", "The answer is yes."), ("q2", "The answer is no.")] * 4
+    data = SFTDataModule(pairs, tok, batch_size=8, max_length=64)
+    data.setup()
+    batch = collate(data.features, tok.pad_token_id)
+    with torch.no_grad():
+        before = model(**batch).loss.item()
+    module = SFTModule(model, optimizer=lambda p: torch.optim.AdamW(p, lr=3e-3), warmup_steps=1)
+    trainer = pl.Trainer(max_steps=5, accelerator="cpu", logger=False, enable_checkpointing=False,
+                         enable_progress_bar=False, enable_model_summary=False)
+    trainer.fit(module, datamodule=data)
+    assert trainer.global_step == 5
+    with torch.no_grad():
+        after = model(**batch).loss.item()
+    assert after < before - 0.5

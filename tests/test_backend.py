@@ -52,3 +52,14 @@ def test_greedy_is_deterministic_and_seeded_sampling_repeats(tiny_backend):
     a = tiny_backend.generate(["hello", "world"], s)
     b = tiny_backend.generate(["hello", "world"], s)
     assert [[c.text for c in o] for o in a] == [[c.text for c in o] for o in b]
+
+
+def test_shared_prefill_matches_separate_prefill(tiny_backend):
+    prompts = ["short", "a somewhat longer prompt", "mid length"]
+    plain = tiny_backend.generate(prompts, Sampling(n=1, max_new_tokens=8))
+    shared = tiny_backend.generate(prompts, Sampling(n=3, max_new_tokens=8))
+    assert tiny_backend.shared_prefill
+    # greedy: every one of the n continuations off the shared cache equals the plain greedy one
+    for p, s in zip(plain, shared):
+        assert [c.text for c in s] == [p[0].text] * 3
+        assert [c.completion_tokens for c in s] == [p[0].completion_tokens] * 3

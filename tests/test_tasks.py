@@ -96,3 +96,8 @@ def test_missing_eval_file_names_the_key(tmp_path):
     t = LastLetter(n_train=1, n_eval=1, eval_path="nope.json", data_dir=str(tmp_path))
     with pytest.raises(FileNotFoundError, match="task.eval_path='nope.json'"):
         t.eval_examples()
+
+
+def test_answer_marker_variants():
+    assert LastLetter().extract('The answer to this question is: "ab".') == "ab"
+    assert CoinFlip().extract("The answer to the puzzle would be no, because Ann flipped it.") == "no"

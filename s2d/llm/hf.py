@@ -35,6 +35,7 @@ class HFBackend:
         device: str = "cpu",
         threads: int | None = None,
         progress: bool = True,
+        shared_prefill: bool = True,
     ):
         self.source = model
         self.batch_size = batch_size
@@ -42,6 +43,7 @@ class HFBackend:
         self.device = device
         self.threads = threads
         self.progress = progress
+        self.shared_prefill = shared_prefill
         self._model = None
         self._tok = None
 
@@ -90,12 +92,8 @@ class HFBackend:
             # Seeded per batch so a rerun with the same inputs and batch size samples the same tokens.
             torch.manual_seed(sampling.seed * 100_003 + b)
             with torch.inference_mode():
-                out = model.generate(
-                    input_ids=input_ids.to(self.device),
-                    attention_mask=attention.to(self.device),
-                    num_return_sequences=sampling.n,
-                    **gen_kwargs,
-                )
+                out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling.n,
+                                           gen_kwargs)
             new = out[:, width:].cpu()
             for row, i in enumerate(idx):
                 results[i] = [
@@ -105,6 +103,24 @@ class HFBackend:
             bar.update(len(idx))
         bar.close()
         return results  # type: ignore[return-value]
+
+    def _generate_batch(self, input_ids, attention, n: int, gen_kwargs: dict):
+        """Generate n continuations per row; with n > 1 each prompt is prefilled once and its cache repeated."""
+        model = self._model
+        if n == 1 or not self.shared_prefill:
+            return model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n, **gen_kwargs)
+        # Prefill all but the last prompt token; generate() then feeds that token against the shared cache.
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        prefix = model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1],
+                       position_ids=positions[:, :-1], use_cache=True)
+        cache = prefix.past_key_values
+        cache.batch_repeat_interleave(n)
+        return model.generate(
+            input_ids=input_ids.repeat_interleave(n, dim=0),
+            attention_mask=attention.repeat_interleave(n, dim=0),
+            past_key_values=cache,
+            **gen_kwargs,
+        )
 
     def _generation_kwargs(self, sampling: Sampling) -> dict:
         tok = self._tok

@@ -65,7 +65,10 @@ def builtin_names() -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
 
 
-_FINAL = re.compile(r"(?:final answer|answer is|answer:|answer would be|result is)\s*:?\s*(.+)", re.I | re.S)
+_FINAL = re.compile(
+    r"(?:final answer|answer(?: to (?:this|the) (?:question|puzzle))? (?:is|would be)|answer:|result is)\s*:?\s*(.+)",
+    re.I | re.S,
+)
 _QUOTED = re.compile(r"[\"“”'‘’]([^\"“”'‘’\n]{1,40})[\"“”'‘’]")
 
 

@@ -9,6 +9,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from s2d import config as s2d_config
 from s2d.stages import evaluate, filter as filter_stage, generate, report, train
 
 log = logging.getLogger("s2d")
@@ -16,6 +17,7 @@ log = logging.getLogger("s2d")
 
 def run(cfg: DictConfig) -> dict:
     """The whole loop on one config; returns the metrics also written to metrics.json."""
+    s2d_config.check(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     tracker = instantiate(cfg.logger)

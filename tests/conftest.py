@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import s2d.config  # noqa: F401  (registers the typed schema the primary config extends)
+
 # Never wait on a hub: fail at once, as on a machine with no network.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")

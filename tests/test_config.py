@@ -73,3 +73,25 @@ def test_unknown_option_names_the_allowed_ones(tmp_path):
 def test_unknown_key_fails_at_compose_time(tmp_path):
     with pytest.raises(ConfigCompositionException, match="num_samples"):
         compose_cfg(["generate.num_samples=8"], tmp_path)
+
+
+def test_ill_typed_value_fails_at_compose_time(tmp_path):
+    with pytest.raises(ConfigCompositionException) as e:
+        compose_cfg(["generate.n=many"], tmp_path)
+    assert "generate.n" in str(e.value.__cause__ or e.value) or "many" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("target=reasoning", "target='reasoning' is not allowed; use one of: answer, full_response"),
+        ("eval.systems=[system1,system3]", "eval.systems: unknown ['system3']"),
+        ("generate.top_p=0", "generate: need n >= 1"),
+    ],
+)
+def test_bad_values_are_named_before_any_stage_runs(override, message, tmp_path):
+    from s2d.config import check
+
+    with pytest.raises(ValueError) as e:
+        check(compose_cfg([override], tmp_path))
+    assert message in str(e.value)

@@ -23,7 +23,8 @@ def run_s2d(run_dir, *overrides):
 
 def test_default_loop_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
-    proc = run_s2d(run_dir)
+    # the pairing: on last_letter System 1 answers in a few tokens, so the rephrase call shows in the cost
+    proc = run_s2d(run_dir, "task=last_letter")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((run_dir / "metrics.json").read_text())
     for key in ["system1/accuracy", "system1/tokens_per_input", "system2/accuracy", "system2/tokens_per_input",
@@ -41,6 +42,11 @@ def test_default_loop_end_to_end(tmp_path):
     assert gen["completion_tokens"] == sum(c["completion_tokens"] for t in traces for c in t["calls"])
     preds = (run_dir / "evaluate" / "system1.predictions.jsonl").read_text().splitlines()
     assert len(preds) == 4 and {"input", "output", "answer", "gold", "correct", "tokens"} <= json.loads(preds[0]).keys()
+    s2 = [json.loads(line) for line in (run_dir / "evaluate" / "system2.predictions.jsonl").read_text().splitlines()]
+    # each input's cost is both calls of its one greedy sample, and the mean of those is the reported figure
+    assert all(len(r["call_tokens"]) == 1 and len(r["call_tokens"][0]) == 2 for r in s2)
+    assert all(r["tokens"] == sum(r["call_tokens"][0]) for r in s2)
+    assert m["system2/tokens_per_input"] == sum(r["tokens"] for r in s2) / 4
     if m["filter/kept"]:
         assert (run_dir / "train" / "model" / "config.json").exists()
         assert "distilled/accuracy" in m and m["train/steps"] == 1
@@ -49,7 +55,7 @@ def test_default_loop_end_to_end(tmp_path):
     assert "system1" in proc.stdout and "tokens/input" in proc.stdout
 
     # a second run in the same directory reuses every finished stage
-    again = run_s2d(run_dir, "logger=none")
+    again = run_s2d(run_dir, "task=last_letter", "logger=none")
     assert again.returncode == 0, again.stderr[-3000:]
     assert "generate: reusing" in again.stderr + again.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["system2/tokens_per_input"] == m["system2/tokens_per_input"]

@@ -118,7 +118,7 @@ class HFBackend:
         return model.generate(
             input_ids=input_ids.repeat_interleave(n, dim=0),
             attention_mask=attention.repeat_interleave(n, dim=0),
-            past_key_values=cache,
+            cache=cache,
             **gen_kwargs,
         )
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from s2d.config import SYSTEMS
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, write_json, write_jsonl
 from s2d.llm.model import ModelSource
 from s2d.methods.system1 import System1
@@ -17,7 +18,6 @@ from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
 
-SYSTEMS = ("system1", "system2", "distilled")
 
 
 def score(examples: list[Example], traces: list[Trace], task, system: str) -> tuple[list[dict], dict]:
@@ -37,6 +37,7 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
             "example_id": ex.id, "input": ex.input, "output": first.final_text, "answer": first.answer,
             "gold": ex.gold, "correct": task.score(first.answer, ex),
             "tokens": sum(t.completion_tokens for t in ts), "calls": sum(len(t.calls) for t in ts),
+            "call_tokens": [[c.completion_tokens for c in t.calls] for t in ts],
         })
     n = max(1, len(rows))
     metrics = {
@@ -54,9 +55,6 @@ def run(cfg: DictConfig, train_dir: Path) -> Path:
     if is_done(out):
         log.info("evaluate: reusing %s", out)
         return out
-    unknown = [s for s in cfg.eval.systems if s not in SYSTEMS]
-    if unknown:
-        raise ValueError(f"eval.systems: unknown {unknown}; allowed: {', '.join(SYSTEMS)}")
     task = instantiate(cfg.task)
     examples = task.eval_examples()
     samp = sampling(cfg.eval, cfg.seed)

@@ -9,13 +9,12 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from s2d.config import TARGETS
 from s2d.artifacts import is_done, mark_done, read_jsonl, require_done, write_jsonl
 from s2d.stages import stage_dir
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
-
-TARGETS = ("answer", "full_response")
 
 
 def build_targets(examples: list[Example], traces: list[Trace], flt, task, target: str) -> tuple[list[dict], dict]:

@@ -8,7 +8,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from s2d.artifacts import read_json, read_jsonl, write_json
-from s2d.stages.evaluate import SYSTEMS
+from s2d.config import SYSTEMS
 
 STAGE_KEYS = ("filter/", "train/")
 

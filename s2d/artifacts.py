@@ -19,6 +19,7 @@ def write_json(path: Path, obj: Any) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w") as f:
         json.dump(obj, f, indent=2, default=str)
+    os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
     os.replace(tmp, path)
 
 
@@ -34,6 +35,17 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
             f.write(json.dumps(r, default=str) + "\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def rewrite_jsonl(path: Path, rows: Iterable[dict]) -> None:
+    """Replace a JSONL file in one rename, so a reader sees the old file or the new one, never a mix."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        for r in rows:
+            f.write(json.dumps(r, default=str) + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

@@ -20,6 +20,7 @@ class GenerateConf:
     top_p: float = 0.9
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=list)
+    chunk_size: int = 16
 
 
 @dataclass
@@ -30,6 +31,7 @@ class EvalConf:
     top_p: float = 1.0
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=list)
+    chunk_size: int = 40
 
 
 @dataclass
@@ -65,8 +67,8 @@ def check(cfg) -> None:
         raise ValueError(f"eval.systems: unknown {unknown}; allowed: {', '.join(SYSTEMS)}")
     for key in ("generate", "eval"):
         node = cfg[key]
-        if node.n < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 or node.temperature < 0:
-            raise ValueError(f"{key}: need n >= 1, max_new_tokens >= 1, 0 < top_p <= 1, temperature >= 0; got "
+        if node.n < 1 or node.chunk_size < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 or node.temperature < 0:
+            raise ValueError(f"{key}: need n >= 1, chunk_size >= 1, max_new_tokens >= 1, 0 < top_p <= 1, temperature >= 0; got "
                              f"n={node.n}, max_new_tokens={node.max_new_tokens}, top_p={node.top_p}, "
                              f"temperature={node.temperature}")
 

@@ -15,23 +15,54 @@ from s2d.stages import evaluate, filter as filter_stage, generate, report, train
 log = logging.getLogger("s2d")
 
 
+def cell_of(cfg: DictConfig) -> dict:
+    """The names that identify this run among the cells of a sweep."""
+    return {"method": instantiate(cfg.method).name, "task": instantiate(cfg.task).name,
+            "filter": instantiate(cfg.filter).name, "model": cfg.model.name, "target": cfg.target}
+
+
+def sweep_name() -> str | None:
+    """In a multirun, the sweep's directory name groups its cells (in W&B and in reports)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return None
+    return Path(HydraConfig.get().sweep.dir).name
+
+
+def link_stages(run_dir: Path, dirs: dict) -> None:
+    """run_dir/<stage> points into the shared stage cache, so a run reads like a self-contained directory."""
+    links = {k: v for k, v in dirs.items() if k != "evaluate"}
+    links.update({f"evaluate-{s}": d for s, d in dirs.get("evaluate", {}).items()})
+    for name, target in links.items():
+        link = run_dir / name
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(Path(target).resolve(), target_is_directory=True)
+
+
 def run(cfg: DictConfig) -> dict:
     """The whole loop on one config; returns the metrics also written to metrics.json."""
     s2d_config.check(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    cell = cell_of(cfg)
     tracker = instantiate(cfg.logger)
-    tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir)
+    tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, tags=[cell["method"], cell["task"], cell["model"]],
+                  group=sweep_name())
     ok = False
+    dirs: dict = {}
     try:
-        dirs = {"generate": generate.run(cfg)}
+        dirs["generate"] = generate.run(cfg)
         dirs["filter"] = filter_stage.run(cfg, dirs["generate"])
         dirs["train"] = train.run(cfg, dirs["filter"], tracker)
         dirs["evaluate"] = evaluate.run(cfg, dirs["train"])
-        metrics = report.run(cfg, dirs, tracker)
+        metrics = report.run(cfg, cell, dirs, tracker)
         ok = True
         return metrics
     finally:
+        link_stages(run_dir, dirs)
         # Always close the W&B run, so one failing cell of a sweep leaves a finished (failed) run behind.
         tracker.finish(exit_code=0 if ok else 1)
         log.info("run directory: %s", run_dir)

@@ -43,11 +43,14 @@ class WandbTracker:
         self.name = name
         self.run = None
 
-    def start(self, config: dict, run_dir: Path, job_type: str = "run") -> None:
+    def start(self, config: dict, run_dir: Path, job_type: str = "distill", tags: Sequence[str] = (),
+              group: str | None = None) -> None:
+        """`group` applies when logger.group is unset (a sweep groups its own cells)."""
         import wandb
 
-        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group,
-                              tags=self.tags, name=self.name, job_type=job_type, config=config, dir=str(run_dir))
+        self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group or group,
+                              tags=[*self.tags, *tags], name=self.name, job_type=job_type, config=config,
+                              dir=str(run_dir))
         log.info("W&B run %s (%s) in %s", self.run.id, self.mode, run_dir / "wandb")
 
     def lightning_logger(self):
@@ -79,7 +82,8 @@ class WandbTracker:
 class NoTracker:
     """logger=none: nothing leaves the run directory."""
 
-    def start(self, config: dict, run_dir: Path, job_type: str = "run") -> None:
+    def start(self, config: dict, run_dir: Path, job_type: str = "distill", tags: Sequence[str] = (),
+              group: str | None = None) -> None:
         pass
 
     def lightning_logger(self):

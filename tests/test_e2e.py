@@ -17,7 +17,8 @@ pytestmark = pytest.mark.skipif(
 def run_s2d(run_dir, *overrides):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
-    cmd = [sys.executable, "-m", "s2d.run", "experiment=smoke", f"hydra.run.dir={run_dir}", *overrides]
+    cmd = [sys.executable, "-m", "s2d.run", "experiment=smoke", f"hydra.run.dir={run_dir}",
+           f"paths.cache_dir={run_dir.parent / 'cache'}", *overrides]
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
@@ -33,16 +34,16 @@ def test_default_loop_end_to_end(tmp_path):
     assert m["filter/seen"] == 4
     # 2-step RaR spends a rephrasing call before it answers
     assert m["system2/tokens_per_input"] > m["system1/tokens_per_input"]
-    for stage in ["generate", "filter", "train", "evaluate"]:
-        assert (run_dir / stage / "DONE.json").exists(), stage
+    for stage in ["generate", "filter", "train", "evaluate-system1", "evaluate-system2"]:
+        assert (run_dir / stage / "DONE.json").exists(), stage  # links into the shared stage cache
     traces = [json.loads(line) for line in (run_dir / "generate" / "traces.jsonl").read_text().splitlines()]
     assert len(traces) == 4 * 2  # inputs × N
     assert all([c["stage"] for c in t["calls"]] == ["rephrase", "respond"] for t in traces)
     gen = json.loads((run_dir / "generate" / "DONE.json").read_text())
     assert gen["completion_tokens"] == sum(c["completion_tokens"] for t in traces for c in t["calls"])
-    preds = (run_dir / "evaluate" / "system1.predictions.jsonl").read_text().splitlines()
+    preds = (run_dir / "evaluate-system1" / "predictions.jsonl").read_text().splitlines()
     assert len(preds) == 4 and {"input", "output", "answer", "gold", "correct", "tokens"} <= json.loads(preds[0]).keys()
-    s2 = [json.loads(line) for line in (run_dir / "evaluate" / "system2.predictions.jsonl").read_text().splitlines()]
+    s2 = [json.loads(line) for line in (run_dir / "evaluate-system2" / "predictions.jsonl").read_text().splitlines()]
     # each input's cost is both calls of its one greedy sample, and the mean of those is the reported figure
     assert all(len(r["call_tokens"]) == 1 and len(r["call_tokens"][0]) == 2 for r in s2)
     assert all(r["tokens"] == sum(r["call_tokens"][0]) for r in s2)
@@ -54,8 +55,10 @@ def test_default_loop_end_to_end(tmp_path):
     assert list((run_dir / "wandb").glob("offline-run-*")), "expected an offline W&B run"
     assert "system1" in proc.stdout and "tokens/input" in proc.stdout
 
-    # a second run in the same directory reuses every finished stage
-    again = run_s2d(run_dir, "task=last_letter", "logger=none")
+    # a second run of the same configuration reuses every finished stage and reports the same figures
+    again_dir = tmp_path / "again"
+    again = run_s2d(again_dir, "task=last_letter", "logger=none")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "generate: reusing" in again.stderr + again.stdout
-    assert json.loads((run_dir / "metrics.json").read_text())["system2/tokens_per_input"] == m["system2/tokens_per_input"]
+    log = again.stderr + again.stdout
+    assert "generate: reusing" in log and "evaluate system1: reusing" in log and "Loading weights" not in log
+    assert json.loads((again_dir / "metrics.json").read_text()) == m

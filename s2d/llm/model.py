@@ -21,12 +21,14 @@ class ModelNotFound(RuntimeError):
 
 @dataclass
 class ModelSource:
-    """Identity of the LLM: `name_or_path` (hub id or directory) or, if unset, a GGUF file in `package`."""
+    """Identity of the LLM: `name_or_path` (hub id or directory, `gguf_file` if it holds GGUF weights) or,
+    if unset, the GGUF file `package_file` inside the installed `package`."""
 
     name: str
     name_or_path: str | None = None
-    package: str | None = None
     gguf_file: str | None = None
+    package: str | None = None
+    package_file: str | None = None
     revision: str | None = None
     # Converted copies of GGUF models live here; loading one takes well under a second instead of ~20 s.
     cache_dir: str | None = None
@@ -35,12 +37,12 @@ class ModelSource:
         """(directory or hub id, gguf file name or None), without loading anything."""
         if self.name_or_path:
             return str(self.name_or_path), self.gguf_file
-        if not self.package or not self.gguf_file:
+        if not self.package or not self.package_file:
             raise ModelNotFound(
                 f"model '{self.name}': set model.name_or_path to a hub id or a local directory, "
-                "or model.package and model.gguf_file to an installed package that ships a GGUF file"
+                "or model.package and model.package_file to an installed package that ships a GGUF file"
             )
-        return str(package_dir(self.package, self.gguf_file)), self.gguf_file
+        return str(package_dir(self.package, self.package_file)), self.package_file
 
     def identity(self) -> dict:
         """The keys that determine what this model computes (for run records and caches)."""

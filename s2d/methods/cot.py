@@ -12,6 +12,7 @@ INSTRUCTION = (
 
 class CoT:
     name = "cot"
+    version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = INSTRUCTION):
         self.instruction = instruction

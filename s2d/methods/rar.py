@@ -18,6 +18,7 @@ REPHRASE = (
 
 class RaR1:
     name = "rar1"
+    version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = ONE_STEP):
         self.instruction = instruction
@@ -31,6 +32,7 @@ class RaR2:
     """Call 1 samples `n` rephrasings per input; call 2 answers each rephrasing once, so every stage is sampled n times."""
 
     name = "rar2"
+    version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = REPHRASE):
         self.instruction = instruction

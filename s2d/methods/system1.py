@@ -7,6 +7,7 @@ from s2d.methods.base import single_call
 
 class System1:
     name = "system1"
+    version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def run(self, examples, task, llm, sampling):
         return single_call("answer", examples, [task.prompt(e) for e in examples], task, llm, sampling)

@@ -9,11 +9,11 @@ from pathlib import Path
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from s2d.config import SYSTEMS
-from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, write_json, write_jsonl
+from s2d import cache
+from s2d.artifacts import is_done, mark_done, require_done, rewrite_jsonl
 from s2d.llm.model import ModelSource
 from s2d.methods.system1 import System1
-from s2d.stages import sampling, stage_dir
+from s2d.stages import resolved, run_in_chunks, sampling, stage_dir
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -49,39 +49,36 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     return rows, metrics
 
 
-def run(cfg: DictConfig, train_dir: Path) -> Path:
+def run(cfg: DictConfig, train_dir: Path) -> dict[str, Path]:
+    """One stage directory per system; returns {system: directory} for the systems that could run."""
     train_info = require_done(train_dir)
-    out = stage_dir(cfg, "evaluate")
-    if is_done(out):
-        log.info("evaluate: reusing %s", out)
-        return out
     task = instantiate(cfg.task)
-    examples = task.eval_examples()
     samp = sampling(cfg.eval, cfg.seed)
     base = None
-    metrics: dict = {}
+    dirs = {}
     for system in cfg.eval.systems:
-        done_file = out / f"{system}.metrics.json"
-        if done_file.exists():
-            metrics.update(read_json(done_file))
+        if system == "distilled" and not train_info.get("trained"):
+            log.warning("evaluate: no distilled model (nothing passed the filter); skipping 'distilled'")
+            continue
+        out = stage_dir(cfg, "evaluate", cache.evaluate_key(cfg, system, train_dir.name))
+        dirs[system] = out
+        if is_done(out):
+            log.info("evaluate %s: reusing %s", system, out)
             continue
         if system == "distilled":
-            if not train_info.get("trained"):
-                log.warning("evaluate: no distilled model (nothing passed the filter); skipping 'distilled'")
-                continue
             llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
             method = System1()
         else:
             base = base or instantiate(cfg.backend)
             llm = base
             method = System1() if system == "system1" else instantiate(cfg.method)
-        traces = method.run(examples, task, llm, samp)
-        rows, m = score(examples, traces, task, system)
-        (out / f"{system}.predictions.jsonl").unlink(missing_ok=True)
-        write_jsonl(out / f"{system}.predictions.jsonl", rows)
-        write_json(done_file, m)
-        metrics.update(m)
-        log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, m[f"{system}/accuracy"],
-                 m[f"{system}/tokens_per_input"])
-    mark_done(out, {"stage": "evaluate", "examples": len(examples), **metrics})
-    return out
+        examples = task.eval_examples()
+        traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
+                                  lambda chunk, s: method.run(chunk, task, llm, s))
+        rows, metrics = score(examples, traces, task, system)
+        rewrite_jsonl(out / "predictions.jsonl", rows)
+        mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,
+                        "config": resolved(cfg)})
+        log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, metrics[f"{system}/accuracy"],
+                 metrics[f"{system}/tokens_per_input"])
+    return dirs

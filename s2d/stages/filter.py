@@ -10,8 +10,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from s2d.config import TARGETS
-from s2d.artifacts import is_done, mark_done, read_jsonl, require_done, write_jsonl
-from s2d.stages import stage_dir
+from s2d import cache
+from s2d.artifacts import is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
+from s2d.stages import resolved, stage_dir
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def build_targets(examples: list[Example], traces: list[Trace], flt, task, targe
 
 def run(cfg: DictConfig, generate_dir: Path) -> Path:
     require_done(generate_dir)
-    out = stage_dir(cfg, "filter")
+    out = stage_dir(cfg, "filter", cache.filter_key(cfg, generate_dir.name))
     if is_done(out):
         log.info("filter: reusing %s", out)
         return out
@@ -62,9 +63,8 @@ def run(cfg: DictConfig, generate_dir: Path) -> Path:
     examples = [Example(**r) for r in read_jsonl(generate_dir / "examples.jsonl")]
     traces = [Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")]
     rows, stats = build_targets(examples, traces, flt, task, cfg.target)
-    (out / "targets.jsonl").unlink(missing_ok=True)
-    write_jsonl(out / "targets.jsonl", rows)
-    mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats})
+    rewrite_jsonl(out / "targets.jsonl", rows)
+    mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats, "config": resolved(cfg)})
     log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
              stats["filter/seen"], stats["filter/yield"])
     return out

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from s2d.artifacts import read_json, read_jsonl, write_json
 from s2d.config import SYSTEMS
 
-STAGE_KEYS = ("filter/", "train/")
 
-
-def collect(generate_dir: Path, filter_dir: Path, train_dir: Path, eval_dir: Path) -> dict:
-    gen = read_json(generate_dir / "DONE.json")
-    train = read_json(train_dir / "DONE.json")
+def collect(dirs: dict) -> dict:
+    gen = read_json(dirs["generate"] / "DONE.json")
+    train = read_json(dirs["train"] / "DONE.json")
     metrics = {
         "generate/tokens_per_input": gen["tokens_per_input"],
-        "generate/tokens_per_second": gen["tokens_per_second"],
+        "generate/seconds": gen["seconds"],
         "train/pairs": train["pairs"],
     }
-    for d in (filter_dir, train_dir, eval_dir):
+    for d in (dirs["filter"], dirs["train"], *dirs["evaluate"].values()):
         info = read_json(d / "DONE.json")
         metrics.update({k: v for k, v in info.items() if "/" in k and v is not None})
     if train.get("trained"):
@@ -30,8 +27,9 @@ def collect(generate_dir: Path, filter_dir: Path, train_dir: Path, eval_dir: Pat
     return metrics
 
 
-def table(metrics: dict, method: str, task: str) -> str:
-    lines = [f"s2d  method={method}  task={task}", f"{'system':<11}{'accuracy':>10}{'tokens/input':>14}"]
+def table(metrics: dict, cell: dict) -> str:
+    lines = [f"s2d  method={cell['method']}  task={cell['task']}  filter={cell['filter']}",
+             f"{'system':<11}{'accuracy':>10}{'tokens/input':>14}"]
     for s in SYSTEMS:
         if f"{s}/accuracy" in metrics:
             lines.append(f"{s:<11}{metrics[f'{s}/accuracy']:>10.3f}{metrics[f'{s}/tokens_per_input']:>14.1f}")
@@ -43,13 +41,15 @@ def table(metrics: dict, method: str, task: str) -> str:
     return "\n".join(lines)
 
 
-def run(cfg: DictConfig, dirs: dict[str, Path], tracker) -> dict:
-    metrics = collect(dirs["generate"], dirs["filter"], dirs["train"], dirs["evaluate"])
-    write_json(Path(cfg.paths.output_dir) / "metrics.json", metrics)
+def run(cfg: DictConfig, cell: dict, dirs: dict, tracker) -> dict:
+    run_dir = Path(cfg.paths.output_dir)
+    metrics = collect(dirs)
+    stages = {k: str(v) for k, v in dirs.items() if k != "evaluate"}
+    stages.update({f"evaluate/{s}": str(d) for s, d in dirs["evaluate"].items()})
+    write_json(run_dir / "run.json", {**cell, "stages": stages})
+    write_json(run_dir / "metrics.json", metrics)
     tracker.summary(metrics)
-    tracker.log({k: v for k, v in metrics.items() if not k.startswith("train/")})
-    for system in SYSTEMS:
-        rows = read_jsonl(dirs["evaluate"] / f"{system}.predictions.jsonl")
-        tracker.table(f"predictions/{system}", rows)
-    print(table(metrics, instantiate(cfg.method).name, instantiate(cfg.task).name))
+    for system, d in dirs["evaluate"].items():
+        tracker.table(f"predictions/{system}", read_jsonl(d / "predictions.jsonl"))
+    print(table(metrics, cell))
     return metrics

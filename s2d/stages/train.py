@@ -10,8 +10,9 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
+from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_jsonl, require_done
-from s2d.stages import stage_dir
+from s2d.stages import resolved, stage_dir
 from s2d.training import SFTDataModule
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
     require_done(filter_dir)
-    out = stage_dir(cfg, "train")
+    out = stage_dir(cfg, "train", cache.train_key(cfg, filter_dir.name))
     if is_done(out):
         log.info("train: reusing %s", out)
         return out
@@ -28,7 +29,7 @@ def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
         # Nothing passed the filter: a real outcome for a weak model, reported rather than crashed on.
         log.warning("train: the filter kept no input, so there is no distilled model. Lower filter.min_share, "
                     "raise generate.n, or use filter=none.")
-        mark_done(out, {"stage": "train", "trained": False, "pairs": 0})
+        mark_done(out, {"stage": "train", "trained": False, "pairs": 0, "config": resolved(cfg)})
         return out
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     source = instantiate(cfg.model)
@@ -47,7 +48,7 @@ def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
         "stage": "train", "trained": True, "pairs": len(rows), "steps": trainer.global_step,
         "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
         "seconds_per_step": seconds / max(1, trainer.global_step),
-        "peak_rss_gib": _peak_rss_gib(),
+        "peak_rss_gib": _peak_rss_gib(), "config": resolved(cfg),
     })
     log.info("train: %d pairs, %d steps in %.1fs, final loss %s", len(rows), info["steps"], seconds, info["train/loss"])
     return out

@@ -1,0 +1,100 @@
+"""Content-addressed stage directories: a stage's directory is named by a hash of what determines its output.
+
+Infrastructure keys (engine batch size, threads, device, progress bars, paths, logging) are left out, so
+changing them reuses finished work; everything that can change a record is in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from hydra.utils import get_class
+from omegaconf import DictConfig, OmegaConf
+
+from s2d.llm.model import file_digest
+
+# Keys that never change what a stage computes, wherever they appear in a config node.
+INFRA_KEYS = frozenset({
+    "progress", "threads", "device", "data_dir", "cache_dir", "shared_prefill",
+    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "enable_checkpointing",
+    "default_root_dir", "chunk_size",
+})
+
+
+def strip_infra(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: strip_infra(v) for k, v in obj.items() if k not in INFRA_KEYS}
+    if isinstance(obj, list):
+        return [strip_infra(v) for v in obj]
+    return obj
+
+
+def content(node: DictConfig) -> Any:
+    return strip_infra(OmegaConf.to_container(node, resolve=True))
+
+
+def digest(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:12]
+
+
+def model_key(cfg: DictConfig) -> dict:
+    """The model and the numerics it runs with; the backend's batch size and device are infrastructure."""
+    from hydra.utils import instantiate
+
+    source = instantiate(cfg.model)
+    ident = source.identity()
+    src, gguf = source.resolve()
+    if gguf:
+        ident["gguf_sha256"] = _cached_digest(Path(src) / gguf)
+    return {"model": ident, "backend": cfg.backend._target_, "dtype": cfg.backend.get("dtype")}
+
+
+def method_key(node: DictConfig) -> dict:
+    """The method's config and its class's prompt version (bumped whenever a prompt's wording changes)."""
+    return {"config": content(node), "prompt_version": getattr(get_class(node._target_), "version", 0)}
+
+
+def task_key(cfg: DictConfig) -> dict:
+    key = {"config": content(cfg.task)}
+    if cfg.task.get("eval_path"):
+        from s2d.tasks.base import resolve_data_path
+
+        key["eval_file_sha256"] = _cached_digest(resolve_data_path(cfg.task.eval_path, cfg.paths.data_dir,
+                                                                    "task.eval_path"))
+    return key
+
+
+def generate_key(cfg: DictConfig) -> str:
+    return digest("generate", model_key(cfg), method_key(cfg.method), task_key(cfg), content(cfg.generate), cfg.seed)
+
+
+def filter_key(cfg: DictConfig, generate: str) -> str:
+    return digest("filter", generate, content(cfg.filter), cfg.target)
+
+
+def train_key(cfg: DictConfig, filter_: str) -> str:
+    return digest("train", filter_, content(cfg.train), cfg.seed)
+
+
+def evaluate_key(cfg: DictConfig, system: str, train: str | None) -> str:
+    """System 1 depends on model and task only, so every method and filter in a sweep shares it."""
+    parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg), content(cfg.eval), cfg.seed]
+    if system == "system2":
+        parts.append(method_key(cfg.method))
+    if system == "distilled":
+        parts.append(train)
+    return digest(*parts)
+
+
+_DIGESTS: dict[tuple[str, float], str] = {}
+
+
+def _cached_digest(path: Path) -> str:
+    stamp = (str(path.resolve()), path.stat().st_mtime)
+    if stamp not in _DIGESTS:
+        _DIGESTS[stamp] = file_digest(path)
+    return _DIGESTS[stamp]

@@ -1,0 +1,138 @@
+"""Stage cache: keys follow content, not infrastructure; reruns make no model calls; kills lose nothing."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from conftest import CONF, ROOT
+from s2d import cache
+from s2d.artifacts import read_jsonl
+from s2d.llm.hf import HFBackend
+from s2d.llm.model import ModelSource
+from s2d.run import run
+from s2d.stages import generate
+
+
+def tiny_overrides(model_dir, tmp_path, *extra):
+    return [f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false",
+            "task.n_train=6", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=8",
+            "eval.max_new_tokens=8", "train.trainer.max_steps=1", "train.trainer.enable_progress_bar=false",
+            # a random model's text has no parsable answer: distil the full response so the loop trains
+            "filter=none", "target=full_response", *extra]
+
+
+def cfg_of(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+BASE = ["paths.output_dir=/tmp/x"]
+
+
+def test_generate_key_is_stable_across_processes():
+    here = cache.generate_key(cfg_of(*BASE))
+    code = ("import s2d.config; from hydra import compose, initialize_config_dir; from s2d import cache;"
+            f"initialize_config_dir(config_dir='{CONF}', version_base='1.3');"
+            "print(cache.generate_key(compose('config', overrides=['paths.output_dir=/tmp/y'])))")
+    there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert there.stdout.strip().splitlines()[-1] == here
+
+
+@pytest.mark.parametrize("override", [
+    "generate.n=8", "generate.temperature=1.0", "seed=1", "method=rar1", "task=last_letter",
+    "task.n_train=10", "backend.dtype=bfloat16", "model.package_file=other.gguf", "model.revision=abc",
+])
+def test_content_keys_change_the_generate_key(override):
+    base = cache.generate_key(cfg_of(*BASE))
+    try:
+        changed = cache.generate_key(cfg_of(*BASE, override))
+    except Exception as e:  # a model file that does not exist cannot be hashed: that is a change too
+        assert "other.gguf" in override, e
+        return
+    assert changed != base
+
+
+@pytest.mark.parametrize("override", [
+    "backend.batch_size=4", "backend.threads=1", "backend.progress=false", "backend.device=cuda",
+    "backend.shared_prefill=false", "generate.chunk_size=3", "logger=none", "paths.output_dir=/elsewhere",
+    "filter=none", "train.trainer.max_steps=5", "eval.max_new_tokens=5",
+])
+def test_infrastructure_and_downstream_keys_keep_the_generate_key(override):
+    assert cache.generate_key(cfg_of(*BASE, override)) == cache.generate_key(cfg_of(*BASE))
+
+
+def test_downstream_keys():
+    a, b = cfg_of(*BASE), cfg_of(*BASE, "filter=none")
+    g = cache.generate_key(a)
+    assert cache.filter_key(a, g) != cache.filter_key(b, g)
+    assert cache.train_key(a, "f") != cache.train_key(cfg_of(*BASE, "train.module.optimizer.lr=1e-3"), "f")
+    assert cache.train_key(a, "f") == cache.train_key(cfg_of(*BASE, "train.trainer.enable_progress_bar=false"), "f")
+    # System 1 is shared by every method; System 2 is not
+    c = cfg_of(*BASE, "method=cot")
+    assert cache.evaluate_key(a, "system1", "t") == cache.evaluate_key(c, "system1", "t")
+    assert cache.evaluate_key(a, "system2", "t") != cache.evaluate_key(c, "system2", "t")
+    assert cache.evaluate_key(a, "distilled", "t1") != cache.evaluate_key(a, "distilled", "t2")
+
+
+def test_rerun_of_finished_config_makes_no_model_calls(tiny_model_dir, tmp_path, monkeypatch):
+    calls = {"generate": 0, "load": 0}
+    real_generate, real_load = HFBackend.generate, ModelSource.load
+
+    def counting_generate(self, *a, **k):
+        calls["generate"] += 1
+        return real_generate(self, *a, **k)
+
+    def counting_load(self, *a, **k):
+        calls["load"] += 1
+        return real_load(self, *a, **k)
+
+    monkeypatch.setattr(HFBackend, "generate", counting_generate)
+    monkeypatch.setattr(ModelSource, "load", counting_load)
+    first = run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path)))
+    assert calls["generate"] > 0 and calls["load"] > 0
+    calls.update(generate=0, load=0)
+    second = run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path, f"paths.output_dir={tmp_path / 'run2'}")))
+    assert calls == {"generate": 0, "load": 0}
+    assert second == first
+    # changing only the filter reuses the generations and the base model's evaluations
+    calls.update(generate=0, load=0)
+    run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path, "filter=self_consistency")))
+    assert len(list((tmp_path / "cache" / "generate").iterdir())) == 1
+    assert len(list((tmp_path / "cache" / "filter").iterdir())) == 2
+    assert calls == {"generate": 0, "load": 0}  # nothing parsable to keep, so no model is trained or run
+
+
+def test_killed_generation_resumes_without_loss_or_duplicates(tiny_model_dir, tmp_path):
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=60", "generate.chunk_size=1",
+                               "generate.max_new_tokens=24", "filter=self_consistency")
+    cfg = cfg_of(*overrides)
+    gen_dir = tmp_path / "cache" / "generate" / cache.generate_key(cfg)
+    traces = gen_dir / "traces.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "s2d.run", *overrides, f"hydra.run.dir={tmp_path / 'run'}"],
+                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not traces.exists() or len(traces.read_text().splitlines()) < 10):
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_jsonl(traces)
+    assert 10 <= len(partial) < 120, "the kill should land in the middle of generation"
+    assert not (gen_dir / "DONE.json").exists()
+
+    resumed = generate.run(cfg)
+    assert resumed == gen_dir
+    rows = read_jsonl(traces)
+    ref = generate.run(cfg_of(*overrides, f"paths.cache_dir={tmp_path / 'ref'}"))
+    ref_rows = read_jsonl(ref / "traces.jsonl")
+    assert len(rows) == 120 == len({(r["example_id"], r["sample"]) for r in rows})
+    assert rows == ref_rows  # same records, same order, same samples as an uninterrupted run
+    assert rows[: len(partial) // 2 * 2] == partial[: len(partial) // 2 * 2]
+    done = json.loads((gen_dir / "DONE.json").read_text())
+    assert done["completion_tokens"] == sum(c["completion_tokens"] for r in rows for c in r["calls"])

@@ -73,6 +73,20 @@ class WandbTracker:
             cols = list(rows[0])
             self.run.log({key: wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
 
+    def scatter(self, key: str, rows: list[dict], x: str, y: str, title: str) -> None:
+        if self.run is not None and rows:
+            import wandb
+
+            cols = list(rows[0])
+            table = wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])
+            self.run.log({key: wandb.plot.scatter(table, x, y, title=title)})
+
+    def image(self, key: str, path: Path) -> None:
+        if self.run is not None:
+            import wandb
+
+            self.run.log({key: wandb.Image(str(path))})
+
     def finish(self, exit_code: int = 0) -> None:
         if self.run is not None:
             self.run.finish(exit_code=exit_code)
@@ -96,6 +110,12 @@ class NoTracker:
         pass
 
     def table(self, key: str, rows: list[dict]) -> None:
+        pass
+
+    def scatter(self, key: str, rows: list[dict], x: str, y: str, title: str) -> None:
+        pass
+
+    def image(self, key: str, path: Path) -> None:
         pass
 
     def finish(self, exit_code: int = 0) -> None:

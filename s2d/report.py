@@ -1,0 +1,163 @@
+"""Compare runs: `python -m s2d.report <run or multirun dir>` → a paper-style table and an accuracy-vs-tokens plot.
+
+Also the Hydra callback that runs the report at the end of every multirun, and logs it to W&B as a
+`report` job of the sweep's group when the sweep's logger is W&B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from s2d.artifacts import read_json
+
+log = logging.getLogger(__name__)
+
+SYSTEM_MARKERS = {"system1": "o", "system2": "s", "distilled": "^"}
+
+
+def load_runs(root: Path) -> list[dict]:
+    """Every finished run under `root` (a run directory or a sweep directory): its cell and metrics."""
+    runs = []
+    for cell_file in sorted(Path(root).rglob("run.json")):
+        metrics_file = cell_file.parent / "metrics.json"
+        if metrics_file.exists():
+            runs.append({**read_json(cell_file), "metrics": read_json(metrics_file), "dir": str(cell_file.parent)})
+    if not runs:
+        raise FileNotFoundError(f"no finished runs (run.json + metrics.json) under {root}")
+    return runs
+
+
+def points(runs: list[dict]) -> list[dict]:
+    """One point per (task, row): System 1 once per task, then System 2 and distilled per method (and filter)."""
+    filters = {r["filter"] for r in runs}
+    out, seen = [], set()
+    for r in runs:
+        m = r["metrics"]
+        suffix = f" [{r['filter']}]" if len(filters) > 1 else ""
+        rows = [("system1", "System 1", "system1")]
+        if r["method"] != "system1":
+            rows.append(("system2", f"System 2: {r['method']}", r["method"]))
+        distilled = "Distill System 1" if r["method"] == "system1" else f"Distilled {r['method']}"
+        rows.append(("distilled", distilled + suffix, r["method"]))
+        for system, label, method in rows:
+            key = (r["task"], label)
+            if key in seen:
+                continue
+            seen.add(key)
+            # A distilled row with no metrics: the filter kept nothing to train on; shown, not hidden.
+            out.append({"task": r["task"], "row": label, "system": system, "method": method,
+                        "accuracy": m.get(f"{system}/accuracy"), "tokens_per_input": m.get(f"{system}/tokens_per_input"),
+                        "filter_yield": m.get("filter/yield") if system == "distilled" else None})
+    order = {"system1": 0, "system2": 1, "distilled": 2}
+    return sorted(out, key=lambda p: (order[p["system"]], p["row"]))
+
+
+def markdown(pts: list[dict]) -> str:
+    tasks = sorted({p["task"] for p in pts})
+    rows = list(dict.fromkeys(p["row"] for p in pts))
+    cell = {(p["row"], p["task"]): p for p in pts}
+    head = "| system | " + " | ".join(f"{t} accuracy | {t} tokens/input" for t in tasks) + " |"
+    lines = [head, "|" + "---|" * (1 + 2 * len(tasks))]
+    for row in rows:
+        vals = []
+        for t in tasks:
+            p = cell.get((row, t))
+            if p is None:
+                vals += ["—", "—"]
+            elif p["accuracy"] is None:
+                vals += [f"— (filter kept {100 * (p['filter_yield'] or 0):.0f}%)", "—"]
+            else:
+                vals += [f"{100 * p['accuracy']:.1f}%", f"{p['tokens_per_input']:.1f}"]
+        lines.append(f"| {row} | " + " | ".join(vals) + " |")
+    return "\n".join(lines)
+
+
+def plot(pts: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+
+    tasks = sorted({p["task"] for p in pts})
+    methods = sorted({p["method"] for p in pts})
+    colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.5), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for p in (p for p in pts if p["task"] == task and p["accuracy"] is not None):
+            ax.scatter(max(p["tokens_per_input"], 0.5), 100 * p["accuracy"], marker=SYSTEM_MARKERS[p["system"]],
+                       s=70, color=colors[p["method"]], edgecolor="black", linewidth=0.5)
+            ax.annotate(p["row"], (max(p["tokens_per_input"], 0.5), 100 * p["accuracy"]), fontsize=7,
+                        xytext=(4, 4), textcoords="offset points")
+        ax.set_xscale("log")
+        xs = [max(p["tokens_per_input"], 0.5) for p in pts if p["task"] == task and p["accuracy"] is not None]
+        if xs:
+            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.8)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("generated tokens per input (log)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(-5, 105)
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    handles = [plt.Line2D([], [], marker=mk, linestyle="", color="gray", label=s) for s, mk in SYSTEM_MARKERS.items()]
+    handles += [plt.Line2D([], [], marker="o", linestyle="", color=colors[m], label=f"method {m}") for m in methods]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def report(root: Path, tracker=None) -> dict:
+    """Write report.md and report.png into `root`, print the table, and log both to `tracker` if given."""
+    root = Path(root)
+    runs = load_runs(root)
+    pts = points(runs)
+    table = markdown(pts)
+    (root / "report.md").write_text(f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n![accuracy vs tokens](report.png)\n")
+    png = plot(pts, root / "report.png")
+    print(table)
+    print(f"\nwrote {root / 'report.md'} and {png}")
+    if tracker is not None:
+        tracker.table("report/points", pts)
+        for task in sorted({p["task"] for p in pts}):
+            tracker.scatter(f"report/{task}", [p for p in pts if p["task"] == task and p["accuracy"] is not None],
+                            x="tokens_per_input",
+                            y="accuracy", title=f"{task}: accuracy vs generated tokens per input")
+        tracker.image("report/plot", png)
+    return {"runs": len(runs), "points": pts, "markdown": table, "png": png}
+
+
+class SweepReport(Callback):
+    """At the end of a multirun, report on its directory and log the report to the sweep's tracker."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        from hydra.utils import instantiate
+
+        sweep_dir = Path(config.hydra.sweep.dir)
+        tracker = instantiate(config.logger)
+        tracker.start({"sweep_dir": str(sweep_dir)}, sweep_dir, job_type="report", group=sweep_dir.name)
+        ok = False
+        try:
+            report(sweep_dir, tracker)
+            ok = True
+        finally:
+            tracker.finish(exit_code=0 if ok else 1)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m s2d.report", description=__doc__.splitlines()[0])
+    parser.add_argument("root", type=Path, help="a run directory or a multirun (sweep) directory")
+    args = parser.parse_args(argv)
+    report(args.root)
+
+
+if __name__ == "__main__":
+    main()

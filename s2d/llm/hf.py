@@ -113,7 +113,7 @@ class HFBackend:
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         prefix = model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1],
                        position_ids=positions[:, :-1], use_cache=True)
-        cache = prefix.past_key_values
+        cache = prefix.cache
         cache.batch_repeat_interleave(n)
         return model.generate(
             input_ids=input_ids.repeat_interleave(n, dim=0),

@@ -69,7 +69,8 @@ def task_key(cfg: DictConfig) -> dict:
 
 
 def generate_key(cfg: DictConfig) -> str:
-    return digest("generate", model_key(cfg), method_key(cfg.method), task_key(cfg), content(cfg.generate), cfg.seed)
+    method = cfg.method if cfg.distill_from == "method" else cfg.system1
+    return digest("generate", model_key(cfg), method_key(method), task_key(cfg), content(cfg.generate), cfg.seed)
 
 
 def filter_key(cfg: DictConfig, generate: str) -> str:
@@ -83,6 +84,8 @@ def train_key(cfg: DictConfig, filter_: str) -> str:
 def evaluate_key(cfg: DictConfig, system: str, train: str | None) -> str:
     """System 1 depends on model and task only, so every method and filter in a sweep shares it."""
     parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg), content(cfg.eval), cfg.seed]
+    if system == "system1":
+        parts.append(method_key(cfg.system1))
     if system == "system2":
         parts.append(method_key(cfg.method))
     if system == "distilled":

@@ -26,7 +26,7 @@ class GenerateConf:
 @dataclass
 class EvalConf:
     systems: List[str] = field(default_factory=lambda: ["system1", "system2", "distilled"])
-    n: int = 1
+    k: int = 1
     temperature: float = 0.0
     top_p: float = 1.0
     max_new_tokens: int = 64
@@ -44,13 +44,16 @@ class S2DConf:
     train: Any = MISSING
     logger: Any = MISSING
     paths: Any = MISSING
+    system1: Any = MISSING
     seed: int = 0
     target: str = "answer"
+    distill_from: str = "method"
     generate: GenerateConf = field(default_factory=GenerateConf)
     eval: EvalConf = field(default_factory=EvalConf)
 
 
 TARGETS = ("answer", "full_response")
+DISTILL_FROM = ("method", "system1")
 SYSTEMS = ("system1", "system2", "distilled")
 
 
@@ -65,12 +68,17 @@ def check(cfg) -> None:
     unknown = [s for s in cfg.eval.systems if s not in SYSTEMS]
     if unknown:
         raise ValueError(f"eval.systems: unknown {unknown}; allowed: {', '.join(SYSTEMS)}")
-    for key in ("generate", "eval"):
+    if cfg.distill_from not in DISTILL_FROM:
+        raise ValueError(f"distill_from='{cfg.distill_from}' is not allowed; use one of: {', '.join(DISTILL_FROM)}")
+    for key, samples in (("generate", "n"), ("eval", "k")):
         node = cfg[key]
-        if node.n < 1 or node.chunk_size < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 or node.temperature < 0:
-            raise ValueError(f"{key}: need n >= 1, chunk_size >= 1, max_new_tokens >= 1, 0 < top_p <= 1, temperature >= 0; got "
-                             f"n={node.n}, max_new_tokens={node.max_new_tokens}, top_p={node.top_p}, "
-                             f"temperature={node.temperature}")
-
+        if node[samples] < 1 or node.chunk_size < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 \
+                or node.temperature < 0:
+            raise ValueError(f"{key}: need {samples} >= 1, chunk_size >= 1, max_new_tokens >= 1, 0 < top_p <= 1, "
+                             f"temperature >= 0; got {samples}={node[samples]}, chunk_size={node.chunk_size}, "
+                             f"max_new_tokens={node.max_new_tokens}, top_p={node.top_p}, temperature={node.temperature}")
+        if node[samples] > 1 and node.temperature == 0:
+            raise ValueError(f"{key}.{samples}={node[samples]} samples at {key}.temperature=0 are all the same "
+                             f"greedy output; set {key}.temperature > 0 (e.g. 0.7)")
 
 register()

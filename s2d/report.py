@@ -42,7 +42,8 @@ def points(runs: list[dict]) -> list[dict]:
         rows = [("system1", "System 1", "system1")]
         if r["method"] != "system1":
             rows.append(("system2", f"System 2: {r['method']}", r["method"]))
-        distilled = "Distill System 1" if r["method"] == "system1" else f"Distilled {r['method']}"
+        from_system1 = r["method"] == "system1" or r.get("distill_from") == "system1"
+        distilled = "Distill System 1" if from_system1 else f"Distilled {r['method']}"
         rows.append(("distilled", distilled + suffix, r["method"]))
         for system, label, method in rows:
             key = (r["task"], label)

@@ -19,7 +19,8 @@ log = logging.getLogger("s2d")
 def cell_of(cfg: DictConfig) -> dict:
     """The names that identify this run among the cells of a sweep."""
     return {"method": instantiate(cfg.method).name, "task": instantiate(cfg.task).name,
-            "filter": instantiate(cfg.filter).name, "model": cfg.model.name, "target": cfg.target}
+            "filter": instantiate(cfg.filter).name, "model": cfg.model.name, "target": cfg.target,
+            "distill_from": cfg.distill_from}
 
 
 def sweep_name() -> str | None:

@@ -88,3 +88,26 @@ def embedded_model_installed() -> bool:
         return True
     except ModelNotFound:
         return False
+
+
+class ScriptedLLM:
+    """An LLM stand-in that answers by a rule on the prompt; one token per word, in prompt and reply."""
+
+    def __init__(self, reply):
+        self.reply = reply
+        self.calls = []
+
+    def count_tokens(self, text):
+        return len(text.split())
+
+    def generate(self, prompts, sampling, desc=""):
+        from s2d.llm.base import render_prompt
+        from s2d.types import Completion
+
+        self.calls.append((desc, list(prompts), sampling))
+        out = []
+        for p in prompts:
+            text = render_prompt(p)
+            replies = [self.reply(text, k) for k in range(sampling.n)]
+            out.append([Completion(r, len(text.split()), len(r.split())) for r in replies])
+        return out

@@ -6,26 +6,8 @@ from s2d.methods.system1 import System1
 from s2d.stages.evaluate import score
 from s2d.tasks.coin_flip import CoinFlip
 from s2d.tasks.last_letter import LastLetter
-from s2d.types import Completion, Sampling
-
-
-class ScriptedLLM:
-    """Answers by a rule on the prompt; a completion costs one token per word, the prompt one per word too."""
-
-    def __init__(self, reply):
-        self.reply = reply
-        self.calls = []
-
-    def count_tokens(self, text):
-        return len(text.split())
-
-    def generate(self, prompts, sampling, desc=""):
-        self.calls.append((desc, list(prompts), sampling))
-        out = []
-        for p in prompts:
-            texts = [self.reply(p, k) for k in range(sampling.n)]
-            out.append([Completion(t, len(p.split()), len(t.split())) for t in texts])
-        return out
+from conftest import ScriptedLLM
+from s2d.types import Sampling
 
 
 def test_system1_is_one_call_on_the_task_prompt():

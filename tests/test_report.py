@@ -71,12 +71,14 @@ def test_report_cli_on_a_single_run(sweep_dir, capsys):
     assert "| System 1 |" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("name", ["paper/table1_rar", "sweep/all_pairs", "sweep/tiny", "smoke"])
+@pytest.mark.parametrize("name", ["paper/table1_rar", "paper/table4_gsm8k", "sweep/all_pairs", "sweep/tiny", "smoke"])
 def test_experiments_compose(name):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose("config", overrides=[f"experiment={name}"], return_hydra_config=True)
-    if name.startswith(("paper", "sweep")):
+    if name.startswith(("paper/table1", "sweep")):
         params = cfg.hydra.sweeper.params
         assert set(params) == {"method", "task"}
+    if name == "paper/table4_gsm8k":
+        assert cfg.task._target_.endswith("GSM8k") and cfg.system1.shots == 8 and cfg.method._target_.endswith("CoT")
     if name == "paper/table1_rar":
         assert cfg.generate.n == 8 and cfg.filter._target_.endswith("SelfConsistency")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
 from typing import Protocol, Sequence
 
@@ -29,6 +30,26 @@ def single_call(
             call = Call(stage, render_prompt(prompt), c.text, c.prompt_tokens, c.completion_tokens)
             traces.append(Trace(ex.id, k, [call], c.text, task.extract(c.text)))
     return traces
+
+
+def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer) -> list[dict]:
+    """`shots` worked examples as earlier chat turns, then the question.
+
+    The examples are the same for every question (a seeded draw from the task's pool: `fewshot_pool()`
+    if the task has one, else its train inputs with their gold answers), except that a pool item with
+    the question's own text is skipped, so an eval question never answers itself.
+    """
+    pool = task.fewshot_pool() if hasattr(task, "fewshot_pool") else task.train_examples()
+    order = list(range(len(pool)))
+    random.Random(seed).shuffle(order)
+    chosen = [pool[i] for i in order if pool[i].input != example.input][:shots]
+    if len(chosen) < shots:
+        raise ValueError(f"few-shot prompt needs {shots} examples but the task's pool has {len(chosen)}; "
+                         "lower the method's shots or raise task.n_train")
+    messages = []
+    for shot in chosen:
+        messages += [{"role": "user", "content": task.prompt(shot)}, {"role": "assistant", "content": answer(shot)}]
+    return messages + [{"role": "user", "content": task.prompt(example)}]
 
 
 def stage_sampling(sampling: Sampling, stage: int, n: int | None = None) -> Sampling:

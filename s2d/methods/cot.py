@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from s2d.methods.base import single_call
+from s2d.methods.base import fewshot_messages, single_call
 
 INSTRUCTION = (
     "Work through the problem step by step. When you are done, write the result on its own last line "
@@ -19,4 +19,22 @@ class CoT:
 
     def run(self, examples, task, llm, sampling):
         prompts = [f"{task.prompt(e)}\n\n{self.instruction}" for e in examples]
+        return single_call("reason", examples, prompts, task, llm, sampling)
+
+
+class CoTFewShot:
+    """Few-shot chain-of-thought: `shots` worked solutions from the train split, then the question."""
+
+    name = "cot_fewshot"
+    version = 1
+
+    def __init__(self, shots: int = 8, seed: int = 0):
+        self.shots = shots
+        self.seed = seed
+
+    def run(self, examples, task, llm, sampling):
+        if not hasattr(task, "solution"):
+            raise ValueError(f"method=cot_fewshot needs worked solutions, which task '{task.name}' does not have; "
+                             "use method=cot")
+        prompts = [fewshot_messages(task, e, self.shots, self.seed, task.solution) for e in examples]
         return single_call("reason", examples, prompts, task, llm, sampling)

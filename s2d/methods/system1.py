@@ -1,13 +1,24 @@
-"""System 1: the model answers the task's prompt directly, with no intermediate tokens (paper Eq. 2)."""
+"""System 1: the model answers directly, with no intermediate tokens (paper Eq. 2), zero- or few-shot."""
 
 from __future__ import annotations
 
-from s2d.methods.base import single_call
+from s2d.methods.base import fewshot_messages, single_call
 
 
 class System1:
+    """`shots` > 0 puts question → final-answer examples before the question (paper Table 4's System 1 row)."""
+
     name = "system1"
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
+    def __init__(self, shots: int = 0, seed: int = 0):
+        self.shots = shots
+        self.seed = seed
+
     def run(self, examples, task, llm, sampling):
-        return single_call("answer", examples, [task.prompt(e) for e in examples], task, llm, sampling)
+        if self.shots:
+            prompts = [fewshot_messages(task, e, self.shots, self.seed, lambda s: task.format_answer(s.gold))
+                       for e in examples]
+        else:
+            prompts = [task.prompt(e) for e in examples]
+        return single_call("answer", examples, prompts, task, llm, sampling)

@@ -24,8 +24,9 @@ def stage_dir(cfg: DictConfig, stage: str, key: str) -> Path:
 
 
 def sampling(node: DictConfig, seed: int) -> Sampling:
+    """Sampling of `generate` (n samples per input) or `eval` (k samples per input)."""
     return Sampling(
-        n=int(node.n),
+        n=int(node.n if "n" in node else node.k),
         temperature=float(node.temperature),
         top_p=float(node.top_p),
         max_new_tokens=int(node.max_new_tokens),

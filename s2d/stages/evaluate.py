@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -20,22 +20,31 @@ log = logging.getLogger(__name__)
 
 
 
+def majority(answers: list[str | None]) -> str | None:
+    """Most frequent parsed answer; a tie goes to the tied answer that was sampled first; None if none parsed."""
+    votes = Counter(a for a in answers if a is not None)
+    if not votes:
+        return None
+    top = max(votes.values())
+    return next(a for a in answers if a is not None and votes[a] == top)
+
+
 def score(examples: list[Example], traces: list[Trace], task, system: str) -> tuple[list[dict], dict]:
     """Per-example predictions and the system's figures.
 
-    An input's tokens are summed over all its samples (the paper's #Tokens); its prediction is the
-    first sample's answer, and an answer that could not be parsed is wrong.
+    An input's prediction is the majority answer of its k samples (k = 1: its only sample) and its
+    tokens are summed over all k samples (the paper's #Tokens); no parsable answer is a wrong answer.
     """
     by_example: dict[str, list[Trace]] = defaultdict(list)
     for t in traces:
         by_example[t.example_id].append(t)
     rows = []
     for ex in examples:
-        ts = by_example[ex.id]
-        first = ts[0]
+        ts = sorted(by_example[ex.id], key=lambda t: t.sample)
+        answer = majority([t.answer for t in ts])
         rows.append({
-            "example_id": ex.id, "input": ex.input, "output": first.final_text, "answer": first.answer,
-            "gold": ex.gold, "correct": task.score(first.answer, ex),
+            "example_id": ex.id, "input": ex.input, "output": ts[0].final_text, "answer": answer,
+            "votes": [t.answer for t in ts], "gold": ex.gold, "correct": task.score(answer, ex),
             "tokens": sum(t.completion_tokens for t in ts), "calls": sum(len(t.calls) for t in ts),
             "call_tokens": [[c.completion_tokens for c in t.calls] for t in ts],
         })
@@ -67,11 +76,12 @@ def run(cfg: DictConfig, train_dir: Path) -> dict[str, Path]:
             continue
         if system == "distilled":
             llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
+            # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
             method = System1()
         else:
             base = base or instantiate(cfg.backend)
             llm = base
-            method = System1() if system == "system1" else instantiate(cfg.method)
+            method = instantiate(cfg.system1) if system == "system1" else instantiate(cfg.method)
         examples = task.eval_examples()
         traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
                                   lambda chunk, s: method.run(chunk, task, llm, s))

@@ -22,7 +22,8 @@ def run(cfg: DictConfig) -> Path:
         log.info("generate: reusing %s", out)
         return out
     task = instantiate(cfg.task)
-    method = instantiate(cfg.method)
+    # "Distill System 1" (paper ablation): the targets come from System 1's own samples.
+    method = instantiate(cfg.method if cfg.distill_from == "method" else cfg.system1)
     llm = instantiate(cfg.backend)
     examples = task.train_examples()
     samp = sampling(cfg.generate, cfg.seed)

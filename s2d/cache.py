@@ -59,7 +59,8 @@ def method_key(node: DictConfig) -> dict:
 
 
 def task_key(cfg: DictConfig) -> dict:
-    key = {"config": content(cfg.task)}
+    """The task's config, its class's version (prompts and answer extraction) and its data file's digest."""
+    key = {"config": content(cfg.task), "version": getattr(get_class(cfg.task._target_), "version", 0)}
     if cfg.task.get("eval_path"):
         from s2d.tasks.base import resolve_data_path
 

@@ -68,6 +68,14 @@ def test_infrastructure_and_downstream_keys_keep_the_generate_key(override):
     assert cache.generate_key(cfg_of(*BASE, override)) == cache.generate_key(cfg_of(*BASE))
 
 
+def test_task_version_is_part_of_the_key(monkeypatch):
+    from s2d.tasks.coin_flip import CoinFlip
+
+    base = cache.generate_key(cfg_of(*BASE))
+    monkeypatch.setattr(CoinFlip, "version", CoinFlip.version + 1)
+    assert cache.generate_key(cfg_of(*BASE)) != base
+
+
 def test_downstream_keys():
     a, b = cfg_of(*BASE), cfg_of(*BASE, "filter=none")
     g = cache.generate_key(a)

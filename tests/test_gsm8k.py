@@ -27,6 +27,10 @@ from s2d.types import Call, Example, Sampling, Trace
     ("It costs 5 dollars, then 12 more, so 17 in total", "17"),
     ("Final answer: 2,000", "2000"),
     ("Final answer: about .5", "0.5"),
+    ("Final answer: 2 * 2 = 4 bolts of blue fiber.", "4"),
+    ("The answer is 2 * 2 = 4 bolts. To calculate it, multiply 2 by 2.", "4"),
+    ("Final answer: 18. She sold 9 eggs.", "18"),
+    ("Final answer: $1,200.50 per week.", "1200.5"),
     ("I do not know.", None),
     ("", None),
 ])

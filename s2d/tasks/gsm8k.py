@@ -11,6 +11,7 @@ from s2d.types import Example
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\$?\.\d+")
 _CALC = re.compile(r"<<[^>]*>>")
+_SENTENCE_END = re.compile(r"\.(?:\s|$)")
 
 
 def parse_number(text: str) -> str | None:
@@ -26,10 +27,15 @@ def parse_number(text: str) -> str | None:
 
 
 def extract_number(text: str) -> str | None:
-    """The number after the last "Final answer:" (or "the answer is"), else the last number in the text."""
+    """The number after the last "Final answer:" (or "the answer is"), else the last number in the text.
+
+    After the marker only its first sentence counts, and in a worked line ("2 * 2 = 4 bolts") the result
+    after the last "=" is the answer.
+    """
     seg = answer_segment(text)
     if seg:
-        found = _NUMBER.findall(seg)
+        sentence = _SENTENCE_END.split(seg, maxsplit=1)[0]
+        found = _NUMBER.findall(sentence.rpartition("=")[2]) or _NUMBER.findall(sentence)
         if found:
             return parse_number(found[0])
     found = _NUMBER.findall(text)
@@ -40,6 +46,7 @@ class GSM8k:
     """Sources, in order: a file (as given or under paths.data_dir), then the hub dataset through `datasets`."""
 
     name = "gsm8k"
+    version = 2  # bump when prompts or answer extraction change: cached stages are then redone
     rephrase_note = "Keep every number and detail of the original problem."
     respond_suffix = ""
 

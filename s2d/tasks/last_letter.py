@@ -24,6 +24,7 @@ class LastLetter:
     """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
 
     name = "last_letter"
+    version = 1  # bump when prompts or answer extraction change: cached stages are then redone
     respond_suffix = ""
 
     def __init__(

@@ -63,11 +63,14 @@ def run(cfg: DictConfig) -> dict:
         timings[name] = time.perf_counter() - t0
         return result
 
+    # One backend for the base model, shared by generation and evaluation; it loads the model only when a
+    # stage actually calls it, so a fully cached run loads nothing.
+    base_llm = instantiate(cfg.backend)
     try:
-        dirs["generate"] = timed("generate", generate.run, cfg)
+        dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"])
         dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker)
-        dirs["evaluate"] = timed("evaluate", evaluate.run, cfg, dirs["train"])
+        dirs["evaluate"] = timed("evaluate", evaluate.run, cfg, dirs["train"], base_llm)
         # Wall time of this invocation per stage (near zero on a cache hit); not a metric of the cell.
         cell["seconds"] = timings
         metrics = report.run(cfg, cell, dirs, tracker)

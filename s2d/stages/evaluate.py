@@ -58,12 +58,15 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     return rows, metrics
 
 
-def run(cfg: DictConfig, train_dir: Path) -> dict[str, Path]:
-    """One stage directory per system; returns {system: directory} for the systems that could run."""
+def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
+    """One stage directory per system; returns {system: directory} for the systems that could run.
+
+    `llm`: the base model's backend, if the caller already has one (it loads the model on first use).
+    """
     train_info = require_done(train_dir)
     task = instantiate(cfg.task)
     samp = sampling(cfg.eval, cfg.seed)
-    base = None
+    base = llm
     dirs = {}
     for system in cfg.eval.systems:
         if system == "distilled" and not train_info.get("trained"):

@@ -16,7 +16,8 @@ from s2d.stages import resolved, run_in_chunks, sampling, stage_dir
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> Path:
+def run(cfg: DictConfig, llm=None) -> Path:
+    """`llm`: the base model's backend, if the caller already has one (it loads the model on first use)."""
     out = stage_dir(cfg, "generate", cache.generate_key(cfg))
     if is_done(out):
         log.info("generate: reusing %s", out)
@@ -24,7 +25,7 @@ def run(cfg: DictConfig) -> Path:
     task = instantiate(cfg.task)
     # "Distill System 1" (paper ablation): the targets come from System 1's own samples.
     method = instantiate(cfg.method if cfg.distill_from == "method" else cfg.system1)
-    llm = instantiate(cfg.backend)
+    llm = llm or instantiate(cfg.backend)
     examples = task.train_examples()
     samp = sampling(cfg.generate, cfg.seed)
     rewrite_jsonl(out / "examples.jsonl", [e.__dict__ for e in examples])

@@ -64,12 +64,13 @@ def run(cfg: DictConfig) -> dict:
         return result
 
     # One backend for the base model, shared by generation and evaluation; it loads the model only when a
-    # stage actually calls it, so a fully cached run loads nothing.
+    # stage actually calls it, so a fully cached run loads nothing. It lets go of the model while a
+    # training run holds its own copy, so the two never share (GPU) memory.
     base_llm = instantiate(cfg.backend)
     try:
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"])
-        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker)
+        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, base_llm.release)
         dirs["evaluate"] = timed("evaluate", evaluate.run, cfg, dirs["train"], base_llm)
         # Wall time of this invocation per stage (near zero on a cache hit); not a metric of the cell.
         cell["seconds"] = timings

@@ -63,3 +63,10 @@ def test_shared_prefill_matches_separate_prefill(tiny_backend):
     for p, s in zip(plain, shared):
         assert [c.text for c in s] == [p[0].text] * 3
         assert [c.completion_tokens for c in s] == [p[0].completion_tokens] * 3
+
+
+def test_release_frees_the_model_and_reloads_on_demand(tiny_backend):
+    before = tiny_backend.generate(["hi"], Sampling(max_new_tokens=4))
+    tiny_backend.release()
+    assert tiny_backend._model is None
+    assert tiny_backend.generate(["hi"], Sampling(max_new_tokens=4)) == before

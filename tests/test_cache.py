@@ -104,8 +104,9 @@ def test_rerun_of_finished_config_makes_no_model_calls(tiny_model_dir, tmp_path,
     monkeypatch.setattr(HFBackend, "generate", counting_generate)
     monkeypatch.setattr(ModelSource, "load", counting_load)
     first = run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path)))
-    # loads: the base model once for generation and evaluation, its trainable copy, the distilled model
-    assert calls["generate"] > 0 and calls["load"] == 3
+    # loads: the base model for generation, its trainable copy (the base model is released meanwhile),
+    # the base model again for evaluation, the distilled model
+    assert calls["generate"] > 0 and calls["load"] == 4
     calls.update(generate=0, load=0)
     second = run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path, f"paths.output_dir={tmp_path / 'run2'}")))
     assert calls == {"generate": 0, "load": 0}

@@ -64,6 +64,14 @@ class HFBackend:
             self._model, self._tok = self.source.load(self.dtype)
             self._model.to(self.device)
 
+    def release(self) -> None:
+        """Free the model's memory (e.g. before training); the next call loads it again."""
+        if self._model is not None:
+            self._model = None
+            self._tok = None
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 

@@ -18,7 +18,8 @@ from s2d.training import SFTDataModule
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
+def run(cfg: DictConfig, filter_dir: Path, tracker, before_training=None) -> Path:
+    """`before_training`: called just before a model is loaded for training (to free other models' memory)."""
     require_done(filter_dir)
     out = stage_dir(cfg, "train", cache.train_key(cfg, filter_dir.name))
     if is_done(out):
@@ -31,6 +32,8 @@ def run(cfg: DictConfig, filter_dir: Path, tracker) -> Path:
                     "raise generate.n, or use filter=none.")
         mark_done(out, {"stage": "train", "trained": False, "pairs": 0, "config": resolved(cfg)})
         return out
+    if before_training is not None:
+        before_training()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     source = instantiate(cfg.model)
     model, tok = source.load(cfg.train.dtype)

@@ -32,6 +32,17 @@ def resolve_mode(mode: str) -> str:
     return "online" if wandb_key_configured() else "offline"
 
 
+def _wandb_table(rows: list[dict]):
+    """A W&B table of flat records; lists (votes, per-call tokens) become JSON text, None stays missing."""
+    import json
+
+    import wandb
+
+    cols = list(rows[0])
+    data = [[json.dumps(r.get(c)) if isinstance(r.get(c), (list, dict)) else r.get(c) for c in cols] for r in rows]
+    return wandb.Table(columns=cols, data=data, allow_mixed_types=True)
+
+
 class WandbTracker:
     def __init__(self, project: str = "s2d", entity: str | None = None, mode: str = "auto",
                  group: str | None = None, tags: Sequence[str] = (), name: str | None = None):
@@ -68,18 +79,13 @@ class WandbTracker:
 
     def table(self, key: str, rows: list[dict]) -> None:
         if self.run is not None and rows:
-            import wandb
-
-            cols = list(rows[0])
-            self.run.log({key: wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])})
+            self.run.log({key: _wandb_table(rows)})
 
     def scatter(self, key: str, rows: list[dict], x: str, y: str, title: str) -> None:
         if self.run is not None and rows:
             import wandb
 
-            cols = list(rows[0])
-            table = wandb.Table(columns=cols, data=[[r.get(c) for c in cols] for r in rows])
-            self.run.log({key: wandb.plot.scatter(table, x, y, title=title)})
+            self.run.log({key: wandb.plot.scatter(_wandb_table(rows), x, y, title=title)})
 
     def image(self, key: str, path: Path) -> None:
         if self.run is not None:

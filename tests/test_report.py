@@ -82,3 +82,16 @@ def test_experiments_compose(name):
         assert cfg.task._target_.endswith("GSM8k") and cfg.system1.shots == 8 and cfg.method._target_.endswith("CoT")
     if name == "paper/table1_rar":
         assert cfg.generate.n == 8 and cfg.filter._target_.endswith("SelfConsistency")
+
+
+def test_wandb_table_takes_mixed_and_list_columns(tmp_path):
+    from s2d.tracking import WandbTracker
+
+    tracker = WandbTracker(mode="offline")
+    tracker.start({}, tmp_path)
+    try:
+        # votes mix None and strings across rows, as predictions with unparsable samples do
+        tracker.table("predictions/x", [{"answer": None, "votes": [None, "2"]}, {"answer": "3", "votes": ["3", "3"]}])
+    finally:
+        tracker.finish()
+    assert list(tmp_path.glob("wandb/offline-run-*/files/media/table/predictions/x_*.table.json"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 from importlib import resources
 from pathlib import Path
@@ -85,7 +86,20 @@ def quoted(text: str) -> list[str]:
     return _QUOTED.findall(text)
 
 
-def split_train_eval(items: list[Example], n_eval: int) -> tuple[list[Example], list[Example]]:
+def synthetic_split(draw, n_train: int, n_eval: int, seed: int, load_eval=None) -> tuple[list[Example], list[Example]]:
+    """Seeded unique items `draw(rng, id)`: the first n_eval are the eval split, the rest train; with
+    `load_eval` the eval split comes from it instead, and train items that appear in it are dropped."""
+    rng = random.Random(seed)
+    n_synth = n_train + (0 if load_eval else n_eval)
+    items, seen = [], set()
+    while len(items) < n_synth:
+        ex = draw(rng, f"synth-{len(items)}")
+        if ex.input not in seen:
+            seen.add(ex.input)
+            items.append(ex)
+    if load_eval:
+        eval_ = load_eval()
+        return drop_overlap(items, eval_), eval_
     return items[n_eval:], items[:n_eval]
 
 

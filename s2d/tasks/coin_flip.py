@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
-from s2d.tasks.base import answer_segment, builtin_names, drop_overlap, load_records, resolve_data_path, split_train_eval
+from s2d.tasks.base import answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split
 from s2d.types import Example
 
 _YESNO = re.compile(r"\b(yes|no)\b", re.I)
@@ -39,24 +38,14 @@ class CoinFlip:
 
     def _items(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
-            rng = random.Random(self.seed)
             names = builtin_names()
-            n_synth = self.n_train + (0 if self.eval_path else self.n_eval)
-            items, seen = [], set()
-            while len(items) < n_synth:
+
+            def draw(rng, id_):
                 people = rng.sample(names, self.n_people)
-                flips = [rng.random() < 0.5 for _ in people]
-                ex = self.make(f"synth-{len(items)}", people, flips)
-                if ex.input in seen:
-                    continue
-                seen.add(ex.input)
-                items.append(ex)
-            if self.eval_path:
-                eval_ = self._load_eval()
-                train = drop_overlap(items, eval_)
-            else:
-                train, eval_ = split_train_eval(items, self.n_eval)
-            self._split = (train, eval_)
+                return self.make(id_, people, [rng.random() < 0.5 for _ in people])
+
+            self._split = synthetic_split(draw, self.n_train, self.n_eval, self.seed,
+                                          self._load_eval if self.eval_path else None)
         return self._split
 
     @staticmethod

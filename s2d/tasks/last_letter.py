@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-import random
 import re
 from typing import Any
 
-from s2d.tasks.base import (
-    answer_segment,
-    builtin_names,
-    drop_overlap,
-    load_records,
-    quoted,
-    resolve_data_path,
-    split_train_eval,
-)
+from s2d.tasks.base import answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -47,23 +38,10 @@ class LastLetter:
 
     def _items(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
-            rng = random.Random(self.seed)
             names = builtin_names()
-            n_synth = self.n_train + (0 if self.eval_path else self.n_eval)
-            items, seen = [], set()
-            while len(items) < n_synth:
-                words = rng.sample(names, self.n_words)
-                key = " ".join(words)
-                if key in seen:
-                    continue
-                seen.add(key)
-                items.append(self.make(f"synth-{len(items)}", words))
-            if self.eval_path:
-                eval_ = self._load_eval()
-                train = drop_overlap(items, eval_)
-            else:
-                train, eval_ = split_train_eval(items, self.n_eval)
-            self._split = (train, eval_)
+            self._split = synthetic_split(lambda rng, id_: self.make(id_, rng.sample(names, self.n_words)),
+                                          self.n_train, self.n_eval, self.seed,
+                                          self._load_eval if self.eval_path else None)
         return self._split
 
     def _load_eval(self) -> list[Example]:

@@ -59,14 +59,24 @@ def method_key(node: DictConfig) -> dict:
 
 
 def task_key(cfg: DictConfig) -> dict:
-    """The task's config, its class's version (prompts and answer extraction) and its data file's digest."""
-    key = {"config": content(cfg.task), "version": getattr(get_class(cfg.task._target_), "version", 0)}
-    if cfg.task.get("eval_path"):
-        from s2d.tasks.base import resolve_data_path
+    """The task's config, its class's version (prompts and answer extraction) and its data files' digests."""
+    from s2d.tasks.base import DataNotFound, resolve_data_path
 
-        key["eval_file_sha256"] = _cached_digest(resolve_data_path(cfg.task.eval_path, cfg.paths.data_dir,
-                                                                    "task.eval_path"))
+    key = {"config": content(cfg.task), "version": getattr(get_class(cfg.task._target_), "version", 0)}
+    for name in ("path", "train_path", "eval_path"):
+        value = cfg.task.get(name)
+        if not value:
+            continue
+        try:
+            key[f"{name}_sha256"] = _cached_digest(resolve_data_path(value, cfg.paths.data_dir, f"task.{name}"))
+        except DataNotFound:
+            pass  # the task falls back to its hub id, which the config part of the key already holds
     return key
+
+
+def inputs_key(cfg: DictConfig) -> str:
+    """Task inputs the base model helps write (e.g. TriviaQA's model-made wrong answers)."""
+    return digest("inputs", model_key(cfg), task_key(cfg))
 
 
 def generate_key(cfg: DictConfig) -> str:
@@ -75,7 +85,11 @@ def generate_key(cfg: DictConfig) -> str:
 
 
 def filter_key(cfg: DictConfig, generate: str) -> str:
-    return digest("filter", generate, content(cfg.filter), cfg.target)
+    """A filter that calls the model (USC) also depends on the model and the filter's prompt version."""
+    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target]
+    if getattr(get_class(cfg.filter._target_), "needs_model", False):
+        parts += [model_key(cfg), method_key(cfg.filter)["prompt_version"]]
+    return digest(*parts)
 
 
 def train_key(cfg: DictConfig, filter_: str) -> str:

@@ -69,7 +69,7 @@ def run(cfg: DictConfig) -> dict:
     base_llm = instantiate(cfg.backend)
     try:
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
-        dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"])
+        dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"], base_llm)
         dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, base_llm.release)
         dirs["evaluate"] = timed("evaluate", evaluate.run, cfg, dirs["train"], base_llm)
         # Wall time of this invocation per stage (near zero on a cache hit); not a metric of the cell.

@@ -57,6 +57,8 @@ class Trace:
     calls: list[Call]
     final_text: str
     answer: str | None = None
+    # Per-sample facts a stage counts, e.g. {"fallback": True} when a method fell back to the raw input.
+    meta: dict[str, Any] = field(default_factory=dict)
 
     @property
     def completion_tokens(self) -> int:
@@ -73,4 +75,5 @@ class Trace:
             calls=[Call(**c) for c in d["calls"]],
             final_text=d["final_text"],
             answer=d.get("answer"),
+            meta=d.get("meta") or {},
         )

@@ -62,3 +62,20 @@ def test_default_loop_end_to_end(tmp_path):
     log = again.stderr + again.stdout
     assert "generate: reusing" in log and "evaluate system1: reusing" in log and "Loading weights" not in log
     assert json.loads((again_dir / "metrics.json").read_text()) == m
+
+
+def test_s2a_on_triviaqa_with_usc_end_to_end(tmp_path, staged_data):
+    run_dir = tmp_path / "run"
+    proc = run_s2d(run_dir, "method=s2a", "task=triviaqa", "filter=usc", "logger=none", "task.n_eval=8",
+                   f"paths.data_dir={staged_data}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    for system in ("system1", "system2"):
+        assert m[f"{system}/n_biased"] == 7 and m[f"{system}/n_unbiased"] == 1  # the paper's 7:1 mix
+        assert {f"{system}/accuracy_biased", f"{system}/accuracy_unbiased", f"{system}/fallbacks"} <= m.keys()
+    assert m["filter/usc_calls"] + m["filter/usc_random_pick"] == 4 and m["filter/usc_tokens_per_input"] > 0
+    traces = [json.loads(line) for line in (run_dir / "generate" / "traces.jsonl").read_text().splitlines()]
+    assert len(traces) == 4 * 2 and all([c["stage"] for c in t["calls"]] == ["rewrite", "answer"] for t in traces)
+    usc = (run_dir / "filter" / "usc_calls.jsonl").read_text().splitlines()
+    assert len(usc) == m["filter/usc_calls"]
+    assert "biased" in proc.stdout and "unbiased" in proc.stdout

@@ -2,5 +2,6 @@
 
 from s2d.filters.none import NoFilter
 from s2d.filters.self_consistency import SelfConsistency
+from s2d.filters.usc import UniversalSelfConsistency
 
-__all__ = ["NoFilter", "SelfConsistency"]
+__all__ = ["NoFilter", "SelfConsistency", "UniversalSelfConsistency"]

@@ -72,6 +72,11 @@ class HFBackend:
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 
+    @property
+    def context_length(self) -> int | None:
+        """Longest sequence (prompt + completion) the model takes."""
+        return getattr(self.model.config, "max_position_embeddings", None)
+
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False).input_ids)
 

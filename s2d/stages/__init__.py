@@ -10,7 +10,8 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from s2d.artifacts import read_jsonl, rewrite_jsonl, write_jsonl
+from s2d.artifacts import is_done, mark_done, read_jsonl, rewrite_jsonl, write_jsonl
+from s2d.llm.base import render_prompt
 from s2d.types import Example, Sampling, Trace
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,36 @@ def sampling(node: DictConfig, seed: int) -> Sampling:
         seed=int(seed),
         stop=tuple(node.get("stop") or ()),
     )
+
+
+def load_task(cfg: DictConfig, llm=None):
+    """The task, with any inputs the base model must help write (cached in `<cache>/inputs/<key>`).
+
+    `llm` is the base model's backend; it is only called when those inputs are not cached yet.
+    """
+    from hydra.utils import instantiate
+
+    from s2d import cache
+
+    task = instantiate(cfg.task)
+    if not getattr(task, "needs_model", False):
+        return task
+    out = stage_dir(cfg, "inputs", cache.inputs_key(cfg))
+    if not is_done(out):
+        requests = task.draft_requests()
+        llm = llm or instantiate(cfg.backend)
+        comps = llm.generate([p for _, p in requests], Sampling(n=1, temperature=0.0, max_new_tokens=24,
+                                                               seed=int(cfg.seed)), desc="draft inputs")
+        rewrite_jsonl(out / "drafts.jsonl", [{"id": qid, "prompt": render_prompt(p), "text": c[0].text,
+                                              "completion_tokens": c[0].completion_tokens}
+                                             for (qid, p), c in zip(requests, comps)])
+        task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+        info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
+                               "config": resolved(cfg)})
+        log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})
+    else:
+        task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    return task
 
 
 def resolved(cfg: DictConfig) -> dict:

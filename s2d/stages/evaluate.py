@@ -13,7 +13,7 @@ from s2d import cache
 from s2d.artifacts import is_done, mark_done, require_done, rewrite_jsonl
 from s2d.llm.model import ModelSource
 from s2d.methods.system1 import System1
-from s2d.stages import resolved, run_in_chunks, sampling, stage_dir
+from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -47,15 +47,25 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
             "votes": [t.answer for t in ts], "gold": ex.gold, "correct": task.score(answer, ex),
             "tokens": sum(t.completion_tokens for t in ts), "calls": sum(len(t.calls) for t in ts),
             "call_tokens": [[c.completion_tokens for c in t.calls] for t in ts],
+            "fallbacks": sum(bool(t.meta.get("fallback")) for t in ts),
+            "group": ex.meta.get("group"),
         })
-    n = max(1, len(rows))
-    metrics = {
-        f"{system}/accuracy": sum(r["correct"] for r in rows) / n,
-        f"{system}/tokens_per_input": sum(r["tokens"] for r in rows) / n,
-        f"{system}/parse_failures": sum(r["answer"] is None for r in rows),
-        f"{system}/n": len(rows),
-    }
+    metrics = _figures(rows, system)
+    metrics[f"{system}/parse_failures"] = sum(r["answer"] is None for r in rows)
+    metrics[f"{system}/fallbacks"] = sum(r["fallbacks"] for r in rows)
+    # Tasks that tag inputs with a group (e.g. biased / unbiased) get the same figures per group.
+    for group in sorted({r["group"] for r in rows if r["group"]}):
+        metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))
     return rows, metrics
+
+
+def _figures(rows: list[dict], system: str, suffix: str = "") -> dict:
+    n = max(1, len(rows))
+    return {
+        f"{system}/accuracy{suffix}": sum(r["correct"] for r in rows) / n,
+        f"{system}/tokens_per_input{suffix}": sum(r["tokens"] for r in rows) / n,
+        f"{system}/n{suffix}": len(rows),
+    }
 
 
 def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
@@ -64,9 +74,10 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
     `llm`: the base model's backend, if the caller already has one (it loads the model on first use).
     """
     train_info = require_done(train_dir)
-    task = instantiate(cfg.task)
+    # The base backend loads its model only when called, so creating it here costs nothing.
+    base = llm or instantiate(cfg.backend)
+    task = load_task(cfg, base)
     samp = sampling(cfg.eval, cfg.seed)
-    base = llm
     dirs = {}
     for system in cfg.eval.systems:
         if system == "distilled" and not train_info.get("trained"):
@@ -82,7 +93,6 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
             # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
             method = System1()
         else:
-            base = base or instantiate(cfg.backend)
             llm = base
             method = instantiate(cfg.system1) if system == "system1" else instantiate(cfg.method)
         examples = task.eval_examples()

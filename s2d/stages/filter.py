@@ -18,16 +18,27 @@ from s2d.types import Example, Trace
 log = logging.getLogger(__name__)
 
 
-def build_targets(examples: list[Example], traces: list[Trace], flt, task, target: str) -> tuple[list[dict], dict]:
-    """One row per kept input, and the filter's figures: yield and, where gold exists, label precision."""
-    if target not in TARGETS:
-        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got '{target}'")
+def choose(examples: list[Example], traces: list[Trace], flt, task, llm=None) -> dict[str, Trace | None]:
+    """{example id: the filter's chosen trace, or None}. Filters that consult the model (USC) get `llm`."""
     by_example: dict[str, list[Trace]] = defaultdict(list)
     for t in traces:
         by_example[t.example_id].append(t)
+    if getattr(flt, "needs_model", False):
+        if llm is None:
+            raise ValueError(f"filter '{flt.name}' calls the model, but no backend was given")
+        return flt.curate(examples, by_example, task, llm)
+    return {ex.id: flt.select(by_example.get(ex.id, [])) for ex in examples}
+
+
+def build_targets(examples: list[Example], traces: list[Trace], flt, task, target: str,
+                  llm=None) -> tuple[list[dict], dict]:
+    """One row per kept input, and the filter's figures: yield and, where gold exists, label precision."""
+    if target not in TARGETS:
+        raise ValueError(f"target must be one of {', '.join(TARGETS)}; got '{target}'")
+    picks = choose(examples, traces, flt, task, llm)
     rows, unparsed = [], 0
     for ex in examples:
-        chosen = flt.select(by_example.get(ex.id, []))
+        chosen = picks.get(ex.id)
         if chosen is None:
             continue
         if target == "answer" and chosen.answer is None:
@@ -38,6 +49,7 @@ def build_targets(examples: list[Example], traces: list[Trace], flt, task, targe
             "example_id": ex.id, "prompt": task.prompt(ex), "target": text, "answer": chosen.answer,
             # Gold is kept for analysis only (label precision); it never shapes the target.
             "gold": ex.gold, "correct": task.score(chosen.answer, ex) if ex.gold is not None else None,
+            "filter_calls": [c.__dict__ for c in chosen.calls] if chosen.sample < 0 else [],
         })
     graded = [r for r in rows if r["correct"] is not None]
     stats = {
@@ -46,13 +58,15 @@ def build_targets(examples: list[Example], traces: list[Trace], flt, task, targe
         "filter/yield": len(rows) / max(1, len(examples)),
         "filter/unparsed_selected": unparsed,
         "filter/parse_failures": sum(t.answer is None for t in traces),
+        **getattr(flt, "stats", {}),
     }
     if graded:
         stats["filter/label_precision"] = sum(r["correct"] for r in graded) / len(graded)
     return rows, stats
 
 
-def run(cfg: DictConfig, generate_dir: Path) -> Path:
+def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
+    """`llm`: the base model's backend, for filters that call the model (it loads on first use)."""
     require_done(generate_dir)
     out = stage_dir(cfg, "filter", cache.filter_key(cfg, generate_dir.name))
     if is_done(out):
@@ -60,10 +74,14 @@ def run(cfg: DictConfig, generate_dir: Path) -> Path:
         return out
     task = instantiate(cfg.task)
     flt = instantiate(cfg.filter)
+    if getattr(flt, "needs_model", False) and llm is None:
+        llm = instantiate(cfg.backend)
     examples = [Example(**r) for r in read_jsonl(generate_dir / "examples.jsonl")]
     traces = [Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")]
-    rows, stats = build_targets(examples, traces, flt, task, cfg.target)
+    rows, stats = build_targets(examples, traces, flt, task, cfg.target, llm)
     rewrite_jsonl(out / "targets.jsonl", rows)
+    if getattr(flt, "records", None):  # every call a model-consulting filter made, parsed or not
+        rewrite_jsonl(out / f"{flt.name}_calls.jsonl", flt.records)
     mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats, "config": resolved(cfg)})
     log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
              stats["filter/seen"], stats["filter/yield"])

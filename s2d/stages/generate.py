@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, rewrite_jsonl
-from s2d.stages import resolved, run_in_chunks, sampling, stage_dir
+from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir
 
 log = logging.getLogger(__name__)
 
@@ -22,10 +22,10 @@ def run(cfg: DictConfig, llm=None) -> Path:
     if is_done(out):
         log.info("generate: reusing %s", out)
         return out
-    task = instantiate(cfg.task)
+    llm = llm or instantiate(cfg.backend)
+    task = load_task(cfg, llm)
     # "Distill System 1" (paper ablation): the targets come from System 1's own samples.
     method = instantiate(cfg.method if cfg.distill_from == "method" else cfg.system1)
-    llm = llm or instantiate(cfg.backend)
     examples = task.train_examples()
     samp = sampling(cfg.generate, cfg.seed)
     rewrite_jsonl(out / "examples.jsonl", [e.__dict__ for e in examples])
@@ -37,6 +37,7 @@ def run(cfg: DictConfig, llm=None) -> Path:
     info = mark_done(out, {
         "stage": "generate", "method": method.name, "task": task.name, "inputs": len(examples),
         "traces": len(traces), "samples_per_input": samp.n, "completion_tokens": tokens,
+        "fallbacks": sum(bool(t.meta.get("fallback")) for t in traces),
         "tokens_per_input": tokens / max(1, len(examples)), "seconds": seconds,
         "tokens_per_second": tokens / max(seconds, 1e-9) if ran else None, "config": resolved(cfg),
     })

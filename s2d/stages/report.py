@@ -28,13 +28,17 @@ def collect(dirs: dict) -> dict:
 
 
 def table(metrics: dict, cell: dict) -> str:
+    # Tasks that tag inputs with groups (TriviaQA: biased / unbiased) get one accuracy column per group.
+    groups = sorted({k.split("/accuracy_", 1)[1] for k in metrics if "/accuracy_" in k})
     lines = [f"s2d  method={cell['method']}  task={cell['task']}  filter={cell['filter']}",
-             f"{'system':<11}{'accuracy':>10}{'tokens/input':>14}"]
+             f"{'system':<11}{'accuracy':>10}" + "".join(f"{g:>12}" for g in groups) + f"{'tokens/input':>14}"]
     for s in SYSTEMS:
         if f"{s}/accuracy" in metrics:
-            lines.append(f"{s:<11}{metrics[f'{s}/accuracy']:>10.3f}{metrics[f'{s}/tokens_per_input']:>14.1f}")
+            lines.append(f"{s:<11}{metrics[f'{s}/accuracy']:>10.3f}"
+                         + "".join(f"{metrics.get(f'{s}/accuracy_{g}', float('nan')):>12.3f}" for g in groups)
+                         + f"{metrics[f'{s}/tokens_per_input']:>14.1f}")
         else:
-            lines.append(f"{s:<11}{'—':>10}{'—':>14}")
+            lines.append(f"{s:<11}{'—':>10}" + "".join(f"{'—':>12}" for _ in groups) + f"{'—':>14}")
     if "filter/yield" in metrics:
         lines.append(f"filter: kept {metrics['filter/kept']} of {metrics['filter/seen']} train inputs "
                      f"(yield {metrics['filter/yield']:.2f})")

@@ -1,0 +1,131 @@
+"""Universal self-consistency (Chen et al., 2023; paper §2, used for S2A): the model itself reads the N System 2
+answers of an input and composes the one most consistent with the majority; that composed answer is the target."""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import Sequence
+
+from s2d.llm.base import render_prompt
+from s2d.types import Call, Example, Sampling, Trace
+
+PROMPT = (
+    "Question: {question}\n\n"
+    "Here are {n} answers to this question, written independently:\n\n{answers}\n\n"
+    "Find the answer that most of them agree on and write it as one short final answer consistent with "
+    "that majority. End with a line of the form\nFINAL: <answer>"
+)
+
+# A worked turn shown first when `demo` is on (small models copy a shown format, not a described one).
+DEMO_QUESTION = "Which planet is known as the Red Planet?"
+DEMO_ANSWERS = ("Mars is called the Red Planet because of the iron oxide dust on its surface.",
+                "The Red Planet is Venus.", "It is Mars.", "Mars, the fourth planet from the Sun.")
+DEMO_REPLY = "Most answers say Mars.\nFINAL: Mars"
+
+_FINAL = re.compile(r"FINAL\s*:\s*(.+)", re.I)
+_MOST = re.compile(r"most (?:of the )?answers (?:say|agree on)\s*:?\s*(.+)", re.I)
+
+
+def parse_final(text: str) -> str | None:
+    """The text after the first "FINAL:" (that line only); failing that, the sentence after "Most answers
+    say" (the demonstrated lead-in); None if neither is there."""
+    for pattern in (_FINAL, _MOST):
+        m = pattern.search(text)
+        if m:
+            answer = re.split(r"(?<=[^A-Z])\.(?:\s|$)", m.group(1).strip(), maxsplit=1)[0] if pattern is _MOST \
+                else m.group(1)
+            answer = answer.strip().rstrip(".").strip("*\"' ").rstrip(".")
+            if answer:
+                return answer
+    return None
+
+
+class UniversalSelfConsistency:
+    """One extra greedy call per input composes the target from its N samples (nothing is discarded by
+    design; an input is dropped only when the reply has no FINAL line and `on_unparsed=drop`).
+
+    Context rule (paper): if the prompt with all N answers does not fit the model's context together with
+    `max_new_tokens`, use `fallback_answers` (10) of them; if that still does not fit, take one sample at
+    random as the target (no call).
+    """
+
+    name = "usc"
+    needs_model = True
+    version = 1  # bump when the prompt's wording changes: cached filter stages are then redone
+
+    def __init__(self, max_new_tokens: int = 64, fallback_answers: int = 10, on_unparsed: str = "first_sample",
+                 context_length: int | None = None, demo: bool = True, seed: int = 0):
+        if on_unparsed not in ("first_sample", "drop"):
+            raise ValueError(f"filter.on_unparsed='{on_unparsed}' is not allowed; use first_sample or drop")
+        if max_new_tokens < 1 or fallback_answers < 1:
+            raise ValueError("filter.max_new_tokens and filter.fallback_answers must be >= 1")
+        self.max_new_tokens = max_new_tokens
+        self.fallback_answers = fallback_answers
+        self.on_unparsed = on_unparsed
+        self.context_length = context_length
+        self.demo = demo
+        self.seed = seed
+        self.records: list[dict] = []
+        self.stats: dict[str, float] = {}
+
+    @staticmethod
+    def build_prompt(question: str, answers: Sequence[str]) -> str:
+        listed = "\n\n".join(f"Answer {i + 1}: {' '.join(a.split())}" for i, a in enumerate(answers))
+        return PROMPT.format(question=question, n=len(answers), answers=listed)
+
+    def chat(self, question: str, answers: Sequence[str]):
+        ask = self.build_prompt(question, answers)
+        if not self.demo:
+            return ask
+        return [{"role": "user", "content": self.build_prompt(DEMO_QUESTION, DEMO_ANSWERS)},
+                {"role": "assistant", "content": DEMO_REPLY}, {"role": "user", "content": ask}]
+
+    def _fits(self, prompt, llm, limit: int | None) -> bool:
+        if limit is None:
+            return True
+        text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
+        return llm.count_tokens(text) + self.max_new_tokens + 64 <= limit  # 64: chat markup
+
+    def curate(self, examples: Sequence[Example], by_example: dict[str, list[Trace]], task, llm) -> dict[str, Trace | None]:
+        """{example id: target trace}; the trace holds the USC call, so its tokens are counted."""
+        limit = self.context_length or getattr(llm, "context_length", None)
+        rng = random.Random(self.seed)
+        chosen: dict[str, Trace | None] = {}
+        asks: list[tuple[Example, list[Trace], str]] = []  # (example, the answers shown, prompt)
+        reduced = randomly = 0
+        for ex in examples:
+            traces = sorted(by_example.get(ex.id, []), key=lambda t: t.sample)
+            if not traces:
+                chosen[ex.id] = None
+                continue
+            prompt = self.chat(task.prompt(ex), [t.final_text for t in traces])
+            if not self._fits(prompt, llm, limit):
+                reduced += 1
+                traces = traces[: self.fallback_answers]
+                prompt = self.chat(task.prompt(ex), [t.final_text for t in traces])
+                if not self._fits(prompt, llm, limit):
+                    randomly += 1
+                    chosen[ex.id] = traces[rng.randrange(len(traces))]
+                    continue
+            asks.append((ex, traces, prompt))
+        outs = llm.generate([p for _, _, p in asks],
+                            Sampling(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed),
+                            desc="usc")
+        unparsed = tokens = 0
+        for (ex, traces, prompt), comps in zip(asks, outs):
+            c = comps[0]
+            tokens += c.completion_tokens
+            answer = parse_final(c.text)
+            self.records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
+                                 "text": c.text, "final": answer, "completion_tokens": c.completion_tokens})
+            if answer is None:
+                unparsed += 1
+                chosen[ex.id] = traces[0] if self.on_unparsed == "first_sample" else None
+                continue
+            call = Call("usc", render_prompt(prompt), c.text, c.prompt_tokens, c.completion_tokens)
+            chosen[ex.id] = Trace(ex.id, -1, [call], answer, answer, meta={"usc_answers": len(traces)})
+        self.stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
+                      "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
+                      "filter/usc_tokens_per_input": tokens / max(1, len(examples))}
+        return chosen

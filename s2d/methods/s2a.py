@@ -1,0 +1,108 @@
+"""System 2 Attention (Weston & Sukhbaatar, 2023; paper §3.2): rewrite the input without the user's opinion,
+then answer from the rewrite alone."""
+
+from __future__ import annotations
+
+import re
+
+from s2d.llm.base import render_prompt
+from s2d.methods.base import stage_sampling
+from s2d.types import Call, Trace
+
+# Call 1: keep only the unbiased part of the user's text, in two labelled sections.
+REWRITE = (
+    'A user wrote the text between the triple quotes.\n\n"""{input}"""\n\n'
+    "Copy out only what is factual and free of the user's own opinions, guesses or hints about the answer, "
+    "and the question the user actually asks. Do not answer the question. Reply in exactly this layout:\n"
+    "Context: <the unbiased information, or none>\n"
+    "Question: <the question alone, with no opinion in it>"
+)
+
+# A worked turn shown before call 1 when `demo` is on: small models follow a shown layout, not a described one.
+DEMO_INPUT = "Which planet is known as the Red Planet? I think the answer is Venus but I'm really not sure."
+DEMO_REPLY = "Context: none\nQuestion: Which planet is known as the Red Planet?"
+
+# Call 2: the extraction alone, then the request for an unbiased answer.
+ANSWER = "{extracted}\n\nAnswer the question without bias."
+
+_SECTION = re.compile(r"^[\s*#>-]*(context|question|query)[\s*]*:[\s*]*(.*)$", re.I)
+_NONE = {"", "none", "n/a", "na", "<none>", "nothing"}
+
+
+def parse_rewrite(text: str) -> tuple[str, str] | None:
+    """(context, question) from a call-1 reply; None when it has no non-empty question section.
+
+    Section labels may be decorated ("**Question:**") and a section may run over several lines; a context
+    of "none" comes back empty.
+    """
+    sections: dict[str, list[str]] = {}
+    current = None
+    for line in text.splitlines():
+        m = _SECTION.match(line)
+        if m:
+            current = "question" if m.group(1).lower() in ("question", "query") else "context"
+            if current in sections:  # a repeated label starts a second, ignored block
+                current = None
+                continue
+            sections[current] = [m.group(2).strip()]
+        elif current:
+            sections[current].append(line.strip())
+    question = " ".join(" ".join(sections.get("question", [])).split()).strip("*\"' ")
+    if not question:
+        return None
+    context = " ".join(" ".join(sections.get("context", [])).split()).strip("*\"' ")
+    return ("" if context.lower().strip(".") in _NONE else context), question
+
+
+class S2A:
+    """Call 1 samples `n` rewrites per input; call 2 answers each rewrite once (both calls sampled, top-p as
+    configured). With `demo` (default) call 1 is preceded by one worked example turn; the paper's prompt is
+    zero-shot (`demo=false`), which the embedded 135M model almost never answers in the layout. A rewrite without a parsable question falls back to the original input, and the trace is
+    marked `meta.fallback` (counted by the generate and evaluate stages)."""
+
+    name = "s2a"
+    version = 1  # bump when a prompt's wording changes: cached generations are then redone
+
+    def __init__(self, rewrite: str = REWRITE, answer: str = ANSWER, demo: bool = True):
+        self.rewrite = rewrite
+        self.answer = answer
+        self.demo = demo
+
+    def rewrite_prompt(self, text: str):
+        ask = self.rewrite.format(input=text)
+        if not self.demo:
+            return ask
+        return [{"role": "user", "content": self.rewrite.format(input=DEMO_INPUT)},
+                {"role": "assistant", "content": DEMO_REPLY},
+                {"role": "user", "content": ask}]
+
+    def extracted(self, reply: str, original: str) -> tuple[str, bool]:
+        """Input of call 2, and whether it fell back to the original input."""
+        parsed = parse_rewrite(reply)
+        if parsed is None:
+            return original, True
+        context, question = parsed
+        return (f"{context}\n\nQuestion: {question}" if context else f"Question: {question}"), False
+
+    def run(self, examples, task, llm, sampling):
+        rewrite_prompts = [self.rewrite_prompt(task.prompt(e)) for e in examples]
+        rewrites = llm.generate(rewrite_prompts, sampling, desc="s2a rewrite")
+        answer_prompts, fell_back = [], []
+        for ex, comps in zip(examples, rewrites):
+            for c in comps:
+                text, fallback = self.extracted(c.text, task.prompt(ex))
+                answer_prompts.append(self.answer.format(extracted=text))
+                fell_back.append(fallback)
+        answers = llm.generate(answer_prompts, stage_sampling(sampling, 1, n=1), desc="s2a answer")
+        traces, j = [], 0
+        for ex, p1, comps in zip(examples, rewrite_prompts, rewrites):
+            for k, c1 in enumerate(comps):
+                c2 = answers[j][0]
+                calls = [
+                    Call("rewrite", render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
+                    Call("answer", answer_prompts[j], c2.text, c2.prompt_tokens, c2.completion_tokens),
+                ]
+                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
+                                    meta={"fallback": True} if fell_back[j] else {}))
+                j += 1
+        return traces

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import tempfile
@@ -10,8 +11,25 @@ from pathlib import Path
 from typing import Any, Iterable
 
 
+log = logging.getLogger(__name__)
+
+
 class UpstreamNotDone(RuntimeError):
     pass
+
+
+def safe_child(root: Path, *names: str) -> Path:
+    """root/names…, refusing names that would leave root (separators, "..", absolute paths): artifact names
+    built from config values can never write outside the run or cache directory."""
+    path = Path(root)
+    for name in names:
+        name = str(name)
+        if not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name:
+            raise ValueError(f"refusing artifact name {name!r}: it must be a plain file or directory name")
+        path = path / name
+    if not path.resolve().is_relative_to(Path(root).resolve()):
+        raise ValueError(f"refusing to write {path}: outside {root}")
+    return path
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -26,6 +44,17 @@ def write_json(path: Path, obj: Any) -> None:
 def read_json(path: Path) -> Any:
     with open(path) as f:
         return json.load(f)
+
+
+def read_json_or_none(path: Path) -> Any:
+    """The file's JSON, or None when it is missing or unreadable (a damaged file is logged, not fatal)."""
+    try:
+        return read_json(path)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        log.warning("%s is unreadable (%s); ignoring it", path, e)
+        return None
 
 
 def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
@@ -61,7 +90,17 @@ def read_jsonl(path: Path) -> list[dict]:
 
 
 def is_done(stage_dir: Path) -> bool:
-    return (stage_dir / "DONE.json").exists()
+    """A finished stage has a readable DONE.json. A damaged one (disk full, edited by hand) is moved aside to
+    DONE.json.corrupt and the stage counts as unfinished, so it is recomputed (resuming from its records)."""
+    path = stage_dir / "DONE.json"
+    if not path.exists():
+        return False
+    info = read_json_or_none(path)
+    if isinstance(info, dict):
+        return True
+    os.replace(path, stage_dir / "DONE.json.corrupt")
+    log.warning("%s: DONE.json was damaged; moved to DONE.json.corrupt, recomputing the stage", stage_dir)
+    return False
 
 
 def require_done(stage_dir: Path) -> dict:

@@ -20,7 +20,7 @@ from s2d.llm.model import file_digest
 INFRA_KEYS = frozenset({
     "progress", "threads", "device", "data_dir", "cache_dir", "shared_prefill",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "enable_checkpointing",
-    "default_root_dir", "chunk_size",
+    "default_root_dir", "chunk_size", "extra_callbacks",
 })
 
 
@@ -77,6 +77,12 @@ def task_key(cfg: DictConfig) -> dict:
 def inputs_key(cfg: DictConfig) -> str:
     """Task inputs the base model helps write (e.g. TriviaQA's model-made wrong answers)."""
     return digest("inputs", model_key(cfg), task_key(cfg))
+
+
+def run_key(cfg: DictConfig) -> str:
+    """One experiment cell: the whole config except where things are written and how they are logged."""
+    node = {k: v for k, v in content(cfg).items() if k not in ("paths", "logger")}
+    return digest("run", node)
 
 
 def generate_key(cfg: DictConfig) -> str:

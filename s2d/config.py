@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, List
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, OmegaConf
 
 
 @dataclass
@@ -48,12 +48,14 @@ class S2DConf:
     seed: int = 0
     target: str = "answer"
     distill_from: str = "method"
+    on_nothing_to_distill: str = "fail"
     generate: GenerateConf = field(default_factory=GenerateConf)
     eval: EvalConf = field(default_factory=EvalConf)
 
 
 TARGETS = ("answer", "full_response")
 DISTILL_FROM = ("method", "system1")
+ON_NOTHING_TO_DISTILL = ("fail", "skip")
 SYSTEMS = ("system1", "system2", "distilled")
 
 
@@ -70,6 +72,10 @@ def check(cfg) -> None:
         raise ValueError(f"eval.systems: unknown {unknown}; allowed: {', '.join(SYSTEMS)}")
     if cfg.distill_from not in DISTILL_FROM:
         raise ValueError(f"distill_from='{cfg.distill_from}' is not allowed; use one of: {', '.join(DISTILL_FROM)}")
+    if cfg.on_nothing_to_distill not in ON_NOTHING_TO_DISTILL:
+        raise ValueError(f"on_nothing_to_distill='{cfg.on_nothing_to_distill}' is not allowed; use one of: "
+                         f"{', '.join(ON_NOTHING_TO_DISTILL)}")
+    _check_token_budgets(cfg)
     for key, samples in (("generate", "n"), ("eval", "k")):
         node = cfg[key]
         if node[samples] < 1 or node.chunk_size < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 \
@@ -80,5 +86,23 @@ def check(cfg) -> None:
         if node[samples] > 1 and node.temperature == 0:
             raise ValueError(f"{key}.{samples}={node[samples]} samples at {key}.temperature=0 are all the same "
                              f"greedy output; set {key}.temperature > 0 (e.g. 0.7)")
+
+def _check_token_budgets(cfg) -> None:
+    """A method's calls need room for its format (a rewrite, a rephrased question); say which key to raise."""
+    from hydra.utils import get_class
+
+    generating = cfg.method if cfg.distill_from == "method" else cfg.system1
+    uses = [("generate.max_new_tokens", generating)]
+    if "system2" in cfg.eval.systems:
+        uses.append(("eval.max_new_tokens", cfg.method))
+    if "system1" in cfg.eval.systems:
+        uses.append(("eval.max_new_tokens", cfg.system1))
+    for key, node in uses:
+        need = getattr(get_class(node._target_), "min_new_tokens", 1)
+        have = OmegaConf.select(cfg, key)
+        if have < need:
+            raise ValueError(f"{key}={have} is too small for method '{node._target_.rsplit('.', 1)[-1]}', whose "
+                             f"calls need at least {need} new tokens; set {key}>={need}")
+
 
 register()

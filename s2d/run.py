@@ -10,10 +10,15 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from s2d import config as s2d_config
+from s2d import cache, config as s2d_config
+from s2d.artifacts import read_json_or_none, write_json
 from s2d.stages import evaluate, filter as filter_stage, generate, report, train
 
 log = logging.getLogger("s2d")
+
+
+class NothingToDistill(RuntimeError):
+    pass
 
 
 def cell_of(cfg: DictConfig) -> dict:
@@ -51,8 +56,14 @@ def run(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     cell = cell_of(cfg)
     tracker = instantiate(cfg.logger)
+    # A cell that did not finish (killed, or failed) continues its W&B run when started again.
+    state_path = Path(cfg.paths.cache_dir) / "runs" / f"{cache.run_key(cfg)}.json"
+    state = read_json_or_none(state_path) or {}
+    resume_id = state.get("wandb_id") if state.get("status") == "running" else None
     tracker.start(OmegaConf.to_container(cfg, resolve=True), run_dir, tags=[cell["method"], cell["task"], cell["model"]],
-                  group=sweep_name())
+                  group=sweep_name(), run_id=resume_id)
+    if tracker.run_id:
+        write_json(state_path, {"wandb_id": tracker.run_id, "status": "running", "run_dir": str(run_dir)})
     ok = False
     dirs: dict = {}
     timings: dict[str, float] = {}
@@ -75,7 +86,16 @@ def run(cfg: DictConfig) -> dict:
         # Wall time of this invocation per stage (near zero on a cache hit); not a metric of the cell.
         cell["seconds"] = timings
         metrics = report.run(cfg, cell, dirs, tracker)
+        if cfg.on_nothing_to_distill == "fail" and metrics.get("train/pairs", 0) == 0:
+            raise NothingToDistill(
+                f"nothing to distill: filter '{cell['filter']}' kept 0 of {metrics.get('filter/seen')} train inputs "
+                f"(yield 0.00; {metrics.get('filter/parse_failures')} samples had no parsable answer). Raise "
+                "generate.n or generate.max_new_tokens, lower filter.min_share, try filter=none, or use a stronger "
+                "model (model.name_or_path=...). System 1 and System 2 were evaluated and written to "
+                f"{run_dir / 'metrics.json'}; on_nothing_to_distill=skip records this as a result instead.")
         ok = True
+        if tracker.run_id:
+            write_json(state_path, {"wandb_id": tracker.run_id, "status": "finished", "run_dir": str(run_dir)})
         return metrics
     finally:
         link_stages(run_dir, dirs)

@@ -55,14 +55,19 @@ class WandbTracker:
         self.run = None
 
     def start(self, config: dict, run_dir: Path, job_type: str = "distill", tags: Sequence[str] = (),
-              group: str | None = None) -> None:
-        """`group` applies when logger.group is unset (a sweep groups its own cells)."""
+              group: str | None = None, run_id: str | None = None) -> None:
+        """`group` applies when logger.group is unset (a sweep groups its own cells); `run_id` continues
+        that W&B run (a killed run started again)."""
         import wandb
 
         self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group or group,
                               tags=[*self.tags, *tags], name=self.name, job_type=job_type, config=config,
-                              dir=str(run_dir))
+                              dir=str(run_dir), id=run_id, resume="allow" if run_id else None)
         log.info("W&B run %s (%s) in %s", self.run.id, self.mode, run_dir / "wandb")
+
+    @property
+    def run_id(self) -> str | None:
+        return self.run.id if self.run is not None else None
 
     def lightning_logger(self):
         from pytorch_lightning.loggers import WandbLogger
@@ -102,8 +107,10 @@ class WandbTracker:
 class NoTracker:
     """logger=none: nothing leaves the run directory."""
 
+    run_id = None
+
     def start(self, config: dict, run_dir: Path, job_type: str = "distill", tags: Sequence[str] = (),
-              group: str | None = None) -> None:
+              group: str | None = None, run_id: str | None = None) -> None:
         pass
 
     def lightning_logger(self):

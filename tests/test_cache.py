@@ -113,7 +113,7 @@ def test_rerun_of_finished_config_makes_no_model_calls(tiny_model_dir, tmp_path,
     assert second == first
     # changing only the filter reuses the generations and the base model's evaluations
     calls.update(generate=0, load=0)
-    run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path, "filter=self_consistency")))
+    run(cfg_of(*tiny_overrides(tiny_model_dir, tmp_path, "filter=self_consistency", "on_nothing_to_distill=skip")))
     assert len(list((tmp_path / "cache" / "generate").iterdir())) == 1
     assert len(list((tmp_path / "cache" / "filter").iterdir())) == 2
     assert calls == {"generate": 0, "load": 0}  # nothing parsable to keep, so no model is trained or run

@@ -148,8 +148,8 @@ def test_tiny_end_to_end_on_staged_gsm8k(staged_data, tiny_model_dir, tmp_path):
     cfg = cfg_of(f"model.name_or_path={tiny_model_dir}", f"paths.output_dir={tmp_path / 'run'}",
                  f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={staged_data}", "logger=none",
                  "backend.progress=false", "train.trainer.enable_progress_bar=false", "method=cot", "task=gsm8k",
-                 "task.n_train=4", "task.n_eval=3", "generate.n=2", "generate.max_new_tokens=8", "eval.k=2",
-                 "eval.temperature=0.7", "eval.max_new_tokens=8", "train.trainer.max_steps=1", "filter=none",
+                 "task.n_train=4", "task.n_eval=3", "generate.n=2", "generate.max_new_tokens=16", "eval.k=2",
+                 "eval.temperature=0.7", "eval.max_new_tokens=16", "train.trainer.max_steps=1", "filter=none",
                  "target=full_response", "system1.shots=2")
     m = run(cfg)
     for s in ("system1", "system2", "distilled"):

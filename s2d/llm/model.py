@@ -19,6 +19,23 @@ class ModelNotFound(RuntimeError):
     pass
 
 
+_MODEL_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "vocab.json", "merges.txt", "tokenizer.model", "chat_template.jinja")
+
+
+def local_model_digest(directory: Path) -> str:
+    """sha256 over a local model's config, tokenizer files and weight files (weights by size and mtime,
+    so a multi-GB checkpoint is not re-read on every run)."""
+    h = hashlib.sha256()
+    for path in sorted(directory.iterdir()):
+        if path.name in _MODEL_FILES:
+            h.update(path.name.encode() + b"\0" + path.read_bytes())
+        elif path.suffix in (".safetensors", ".bin", ".gguf", ".pt"):
+            st = path.stat()
+            h.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}".encode())
+    return h.hexdigest()[:16]
+
+
 @dataclass
 class ModelSource:
     """Identity of the LLM: `name_or_path` (hub id or directory, `gguf_file` if it holds GGUF weights) or,
@@ -30,6 +47,8 @@ class ModelSource:
     package: str | None = None
     package_file: str | None = None
     revision: str | None = None
+    # Custom modelling code from a model repository runs only when the config says so explicitly.
+    trust_remote_code: bool = False
     # Converted copies of GGUF models live here; loading one takes well under a second instead of ~20 s.
     cache_dir: str | None = None
 
@@ -51,6 +70,9 @@ class ModelSource:
                  "revision": self.revision}
         if not self.name_or_path and self.package:
             ident["package_version"] = importlib.metadata.version(self.package)
+        if self.name_or_path and Path(src).is_dir():
+            # A local directory can change in place (new weights, another tokenizer): key on its contents.
+            ident["files_sha256"] = local_model_digest(Path(src))
         return ident
 
     def load(self, dtype: str = "float32"):
@@ -63,6 +85,7 @@ class ModelSource:
         if gguf:
             src = str(self._converted_copy(src, gguf))
         kw = {"revision": self.revision} if self.revision else {}
+        kw["trust_remote_code"] = bool(self.trust_remote_code)
         try:
             tok = AutoTokenizer.from_pretrained(src, **kw)
             model = AutoModelForCausalLM.from_pretrained(src, dtype=torch_dtype, **kw)

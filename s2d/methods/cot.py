@@ -12,6 +12,7 @@ INSTRUCTION = (
 
 class CoT:
     name = "cot"
+    min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = INSTRUCTION):
@@ -26,6 +27,7 @@ class CoTFewShot:
     """Few-shot chain-of-thought: `shots` worked solutions from the train split, then the question."""
 
     name = "cot_fewshot"
+    min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1
 
     def __init__(self, shots: int = 8, seed: int = 0):

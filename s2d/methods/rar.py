@@ -18,6 +18,7 @@ REPHRASE = (
 
 class RaR1:
     name = "rar1"
+    min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = ONE_STEP):
@@ -29,9 +30,11 @@ class RaR1:
 
 
 class RaR2:
-    """Call 1 samples `n` rephrasings per input; call 2 answers each rephrasing once, so every stage is sampled n times."""
+    """Call 1 samples `n` rephrasings per input; call 2 answers each rephrasing once, so every stage is sampled n times.
+    An empty rephrasing falls back to the original question, and the trace is marked `meta.fallback`."""
 
     name = "rar2"
+    min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, instruction: str = REPHRASE):
@@ -42,10 +45,13 @@ class RaR2:
             f'"{task.prompt(e)}"\n\n{self.instruction.format(note=task.rephrase_note).strip()}' for e in examples
         ]
         rephrasings = llm.generate(rephrase_prompts, sampling, desc="rephrase")
-        respond_prompts = []
-        for comps in rephrasings:
+        respond_prompts, fell_back = [], []
+        for ex, comps in zip(examples, rephrasings):
             for c in comps:
-                respond_prompts.append(f"{c.text}\n\n{task.respond_suffix}".strip())
+                # An empty rephrasing would leave call 2 nothing to answer: it gets the original question.
+                question = c.text.strip() or task.prompt(ex)
+                fell_back.append(not c.text.strip())
+                respond_prompts.append(f"{question}\n\n{task.respond_suffix}".strip())
         responses = llm.generate(respond_prompts, stage_sampling(sampling, 1, n=1), desc="respond")
         traces, j = [], 0
         for ex, p1, comps in zip(examples, rephrase_prompts, rephrasings):
@@ -55,6 +61,7 @@ class RaR2:
                     Call("rephrase", render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
                     Call("respond", respond_prompts[j], c2.text, c2.prompt_tokens, c2.completion_tokens),
                 ]
-                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text)))
+                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
+                                    meta={"fallback": True} if fell_back[j] else {}))
                 j += 1
         return traces

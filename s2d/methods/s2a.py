@@ -61,6 +61,7 @@ class S2A:
     marked `meta.fallback` (counted by the generate and evaluate stages)."""
 
     name = "s2a"
+    min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, rewrite: str = REWRITE, answer: str = ANSWER, demo: bool = True):

@@ -9,6 +9,7 @@ class System1:
     """`shots` > 0 puts question → final-answer examples before the question (paper Table 4's System 1 row)."""
 
     name = "system1"
+    min_new_tokens = 1  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
     def __init__(self, shots: int = 0, seed: int = 0):

@@ -10,7 +10,7 @@ from typing import Callable, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from s2d.artifacts import is_done, mark_done, read_jsonl, rewrite_jsonl, write_jsonl
+from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, rewrite_jsonl, write_jsonl
 from s2d.llm.base import render_prompt
 from s2d.types import Example, Sampling, Trace
 
@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 
 def stage_dir(cfg: DictConfig, stage: str, key: str) -> Path:
     """`<paths.cache_dir>/<stage>/<key>`: the same content key always lands in the same directory."""
-    d = Path(cfg.paths.cache_dir) / stage / key
+    d = safe_child(Path(cfg.paths.cache_dir), stage, key)
     d.mkdir(parents=True, exist_ok=True)
     return d
 

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from s2d.config import TARGETS
 from s2d import cache
-from s2d.artifacts import is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
+from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
 from s2d.stages import resolved, stage_dir
 from s2d.types import Example, Trace
 
@@ -81,7 +81,7 @@ def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
     rows, stats = build_targets(examples, traces, flt, task, cfg.target, llm)
     rewrite_jsonl(out / "targets.jsonl", rows)
     if getattr(flt, "records", None):  # every call a model-consulting filter made, parsed or not
-        rewrite_jsonl(out / f"{flt.name}_calls.jsonl", flt.records)
+        rewrite_jsonl(safe_child(out, f"{flt.name}_calls.jsonl"), flt.records)
     mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats, "config": resolved(cfg)})
     log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
              stats["filter/seen"], stats["filter/yield"])

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
 import pytorch_lightning as pl
+from pytorch_lightning.callbacks import ModelCheckpoint
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -40,21 +43,45 @@ def run(cfg: DictConfig, filter_dir: Path, tracker, before_training=None) -> Pat
     data = SFTDataModule([(r["prompt"], r["target"]) for r in rows], tok, batch_size=cfg.train.batch_size,
                          max_length=cfg.train.max_length, seed=cfg.seed)
     module = instantiate(cfg.train.module, model=model)
-    trainer = instantiate(cfg.train.trainer, default_root_dir=str(out), logger=tracker.lightning_logger())
+    ckpt_dir = out / "checkpoints"
+    trainer = instantiate(cfg.train.trainer, default_root_dir=str(out), logger=tracker.lightning_logger(),
+                          callbacks=[AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
+                                                      every_n_epochs=1, enable_version_counter=False),
+                                     *instantiate(cfg.train.get("extra_callbacks") or [])])
+    last = ckpt_dir / "last.ckpt"
+    resume = str(last) if last.exists() else None
+    if resume:
+        log.info("train: resuming from %s", last)
     t0 = time.time()
-    trainer.fit(module, datamodule=data)
+    # weights_only: the checkpoint is read without unpickling arbitrary objects.
+    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.time() - t0
     model.save_pretrained(out / "model")
     tok.save_pretrained(out / "model")
     loss = trainer.callback_metrics.get("train/loss")
     info = mark_done(out, {
         "stage": "train", "trained": True, "pairs": len(rows), "steps": trainer.global_step,
+        "resumed_from_checkpoint": resume is not None,
         "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
         "seconds_per_step": seconds / max(1, trainer.global_step),
         "peak_rss_gib": _peak_rss_gib(), "config": resolved(cfg),
     })
     log.info("train: %d pairs, %d steps in %.1fs, final loss %s", len(rows), info["steps"], seconds, info["train/loss"])
+    shutil.rmtree(ckpt_dir, ignore_errors=True)  # the saved model supersedes the resume checkpoint
     return out
+
+
+class AtomicCheckpoint(ModelCheckpoint):
+    """Writes each checkpoint to a temporary file and renames it, so a kill mid-write leaves the previous
+    checkpoint intact instead of a truncated one."""
+
+    def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
+        tmp = f"{filepath}.tmp"
+        trainer.save_checkpoint(tmp, self.save_weights_only)
+        if trainer.is_global_zero:
+            os.replace(tmp, filepath)
+        self._last_global_step_saved = trainer.global_step
+        self._last_checkpoint_saved = filepath
 
 
 def _peak_rss_gib() -> float:

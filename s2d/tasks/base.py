@@ -50,15 +50,67 @@ def resolve_data_path(path: str, data_dir: str | None, key: str) -> Path:
     )
 
 
+class BadDataFile(ValueError):
+    pass
+
+
+def check_data_file(path: Path) -> None:
+    """Fail early, naming the file and line, on an empty file or one that is not valid JSON / JSON Lines."""
+    import json
+
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        raise BadDataFile(f"{path}: the file is empty; point the task at a file with records")
+    if path.suffix == ".jsonl" or (path.suffix == ".json" and not text.lstrip().startswith("[")):
+        # split on "\n" only: str.splitlines() also breaks at characters such as U+0085 inside strings
+        for n, line in enumerate(text.split("\n"), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as e:
+                raise BadDataFile(f"{path}, line {n}: not valid JSON ({e.args[0]}); fix or remove that line") from None
+            if not isinstance(row, dict):
+                raise BadDataFile(f"{path}, line {n}: expected a JSON object per line, got {type(row).__name__}")
+    elif path.suffix == ".json":
+        try:
+            rows = json.loads(text)
+        except ValueError as e:
+            raise BadDataFile(f"{path}, line {e.lineno}: not valid JSON ({e.msg})") from None
+        bad = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+        if bad is not None:
+            raise BadDataFile(f"{path}: record {bad + 1} of the JSON array is not an object")
+
+
 def load_records(path: Path) -> list[dict]:
-    """Rows of a local JSON / JSONL / CSV file, read through `datasets`."""
+    """Rows of a local JSON / JSONL / CSV file, read through `datasets` after a check that names the bad line."""
     import datasets
 
     kind = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(path.suffix)
     if kind is None:
-        raise ValueError(f"{path}: unsupported file type '{path.suffix}' (use .json, .jsonl or .csv)")
+        raise BadDataFile(f"{path}: unsupported file type '{path.suffix}' (use .json, .jsonl or .csv)")
+    if kind == "json":
+        check_data_file(path)
+    elif not path.read_text(encoding="utf-8", errors="replace").strip():
+        raise BadDataFile(f"{path}: the file is empty; point the task at a file with records")
     ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     return list(ds)
+
+
+def take(rows: list, n: int, what: str, key: str) -> list:
+    """The first n rows, or a clear error when the source has fewer than the config asks for."""
+    if len(rows) < n:
+        raise ValueError(f"{what} has {len(rows)} records but {key}={n}; lower {key} or use a larger file")
+    return rows[:n]
+
+
+def require_field(row: dict, name: str, where: str, *alternatives: str):
+    """row[name] (or the first present alternative), else an error naming the record and its fields."""
+    for key in (name, *alternatives):
+        if row.get(key) is not None:
+            return row[key]
+    names = " or ".join(repr(k) for k in (name, *alternatives))
+    raise ValueError(f"{where}: missing field {names}; the record has {sorted(row)}")
 
 
 def builtin_names() -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s2d.tasks.base import answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split
+from s2d.tasks.base import answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
 from s2d.types import Example
 
 _YESNO = re.compile(r"\b(yes|no)\b", re.I)
@@ -56,12 +56,13 @@ class CoinFlip:
 
     def _load_eval(self) -> list[Example]:
         path = resolve_data_path(self.eval_path, self.data_dir, "task.eval_path")
-        rows = load_records(path)[: self.n_eval]
+        rows = take(load_records(path), self.n_eval, str(path), "task.n_eval")
         out = []
         for i, r in enumerate(rows):
             # coin_val.json rows hold " Q: <question> " and "targets"; the RaR *_gpt-4.json rows hold question/answer.
-            text = r.get("question") or r["inputs"].strip().removeprefix("Q:").strip()
-            gold = (r.get("answer") or r.get("targets")).strip().lower()
+            where = f"{path} record {i + 1}"
+            text = str(require_field(r, "question", where, "inputs")).strip().removeprefix("Q:").strip()
+            gold = str(require_field(r, "answer", where, "targets")).strip().lower()
             out.append(Example(id=f"file-{i}", input=" ".join(text.split()), gold=gold, meta={"source": str(path)}))
         return out
 

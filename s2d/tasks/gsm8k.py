@@ -6,7 +6,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, answer_segment, load_records, resolve_data_path
+from s2d.tasks.base import DataNotFound, answer_segment, load_records, resolve_data_path, require_field, take
 from s2d.types import Example
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\$?\.\d+")
@@ -96,13 +96,16 @@ class GSM8k:
         if split not in self._cache:
             path, key, n = ((self.train_path, "task.train_path", self.n_train) if split == "train"
                             else (self.eval_path, "task.eval_path", self.n_eval))
-            rows = self._rows(split, path, key)[:n]
+            rows = take(self._rows(split, path, key), n, f"gsm8k {split} split ({path or self.hub_id})",
+                        "task.n_train" if split == "train" else "task.n_eval")
             out = []
             for i, r in enumerate(rows):
-                if "question" not in r or "answer" not in r:
-                    raise ValueError(f"gsm8k {split} row {i + 1}: needs 'question' and 'answer' fields, has {sorted(r)}")
-                solution, _, final = r["answer"].rpartition("####")
-                out.append(Example(id=f"{split}-{i}", input=r["question"].strip(), gold=parse_number(final),
+                where = f"gsm8k {split} split ({path or self.hub_id}) record {i + 1}"
+                question, answer = require_field(r, "question", where), str(require_field(r, "answer", where))
+                if "####" not in answer:
+                    raise ValueError(f"{where}: the answer has no '#### <number>' final line")
+                solution, _, final = answer.rpartition("####")
+                out.append(Example(id=f"{split}-{i}", input=question.strip(), gold=parse_number(final),
                                    meta={"solution": _CALC.sub("", solution).strip()}))
             self._cache[split] = out
         return self._cache[split]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s2d.tasks.base import answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split
+from s2d.tasks.base import answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split, require_field, take
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -46,9 +46,11 @@ class LastLetter:
 
     def _load_eval(self) -> list[Example]:
         path = resolve_data_path(self.eval_path, self.data_dir, "task.eval_path")
-        rows = load_records(path)[: self.n_eval]
+        rows = take(load_records(path), self.n_eval, str(path), "task.n_eval")
         return [
-            Example(id=f"file-{i}", input=r["question"], gold=r["answer"].strip().lower(), meta={"source": str(path)})
+            Example(id=f"file-{i}", input=require_field(r, "question", f"{path} record {i + 1}"),
+                    gold=str(require_field(r, "answer", f"{path} record {i + 1}")).strip().lower(),
+                    meta={"source": str(path)})
             for i, r in enumerate(rows)
         ]
 

@@ -153,14 +153,14 @@ class TriviaQA:
         elif "context" in row:  # "Question: …\nAnswer:"
             question = re.sub(r"\s*Answer:\s*$", "", row["context"].strip()).removeprefix("Question:")
         else:
-            raise ValueError(f"{where}: a TriviaQA record needs a 'question' (or 'context') field; has {sorted(row)}")
+            raise ValueError(f"{where}: missing field 'question' or 'context'; the record has {sorted(row)}")
         answer = row.get("answer")
         aliases = list(row.get("aliases") or [])
         if isinstance(answer, dict):  # hub schema: answer = {value, aliases, ...}
             aliases = list(answer.get("aliases") or []) + aliases
             answer = answer.get("value")
         if not answer:
-            raise ValueError(f"{where}: a TriviaQA record needs an 'answer' field; has {sorted(row)}")
+            raise ValueError(f"{where}: missing field 'answer'; the record has {sorted(row)}")
         aliases = list(dict.fromkeys([answer, *aliases]))
         return {"question": " ".join(str(question).split()), "answer": str(answer), "aliases": aliases}
 

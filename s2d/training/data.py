@@ -6,7 +6,7 @@ from typing import Sequence
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, DistributedSampler
 
 from s2d.llm.hf import encode_chat
 
@@ -56,7 +56,10 @@ class SFTDataModule(pl.LightningDataModule):
             self.features = [build_features(self.tokenizer, p, t, self.max_length) for p, t in self.pairs]
 
     def train_dataloader(self) -> DataLoader:
-        gen = torch.Generator().manual_seed(self.seed)
+        # The order of epoch e depends on (seed, e) only — Lightning calls set_epoch — so a run resumed from
+        # an epoch checkpoint sees the same batches as an uninterrupted one. Under DDP Lightning swaps in
+        # its own distributed sampler with the same seed.
+        sampler = DistributedSampler(self.features, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
         pad = self.tokenizer.pad_token_id
-        return DataLoader(self.features, batch_size=self.batch_size, shuffle=True, generator=gen,
+        return DataLoader(self.features, batch_size=self.batch_size, sampler=sampler,
                           collate_fn=lambda b: collate(b, pad))

@@ -20,7 +20,7 @@ class GenerateConf:
     top_p: float = 0.9
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=list)
-    chunk_size: int = 16
+    chunk_size: int = 32
 
 
 @dataclass

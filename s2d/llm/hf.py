@@ -7,12 +7,51 @@ from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
+from transformers import StaticCache
 
 from s2d.llm.base import Prompt, as_messages
 from s2d.llm.model import ModelSource
 from s2d.types import Completion, Sampling
 
 log = logging.getLogger(__name__)
+
+
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, candidates: int = 256) -> torch.Tensor:
+    """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
+
+    The same distribution as transformers' temperature and top-p warpers, computed on the `candidates`
+    most likely tokens instead of sorting the whole vocabulary (sorting and `multinomial` over 49k
+    tokens cost more than the forward pass at batch 32 on a CPU). A row whose nucleus is not inside its
+    candidates (their mass < top_p) is sampled from the full sorted vocabulary, so the result is exact.
+    """
+    if temperature <= 0:
+        return logits.argmax(-1)
+    logits = logits.float() / temperature
+    if top_p >= 1.0:
+        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
+    k = min(candidates, logits.shape[-1])
+    top, index = logits.topk(k, dim=-1)  # descending
+    probs = (top - torch.logsumexp(logits, -1, keepdim=True)).exp()
+    cum = probs.cumsum(-1)
+    covered = cum[:, -1] >= top_p
+    if not bool(covered.all()):
+        rest = (~covered).nonzero().squeeze(1)
+        full, full_index = logits[rest].sort(dim=-1, descending=True)
+        p = torch.softmax(full, -1)
+        kept = (p.cumsum(-1) - p) < top_p  # a token stays if the mass ranked above it is below top_p
+        choice = torch.multinomial(p * kept, 1)
+        picked = full_index.gather(1, choice).squeeze(1)
+    kept = (cum - probs) < top_p
+    out = index.gather(1, torch.multinomial(probs * kept, 1)).squeeze(1)
+    if not bool(covered.all()):
+        out[rest] = picked
+    return out
+
+
+def _map_cache_rows(cache: StaticCache, fn) -> None:
+    """Apply a batch-dimension operation (repeat, select) to every layer's preallocated keys and values."""
+    for layer in cache.layers:
+        layer.keys, layer.values = fn(layer.keys), fn(layer.values)
 
 
 def encode_chat(tokenizer, prompt: Prompt) -> list[int]:
@@ -24,19 +63,26 @@ def encode_chat(tokenizer, prompt: Prompt) -> list[int]:
 class HFBackend:
     """Runs prompts through `model.generate` in length-sorted, left-padded batches.
 
-    `batch_size` counts sequences (prompts × n samples), which is what bounds memory and speed.
+    `batch_size` counts sequences (prompts × n samples) per batch and `max_batch_tokens` caps their total
+    length (prompt + new tokens, the KV cache at its largest), which is what bounds memory.
+    `loop="pruned"` (default) decodes with s2d's loop, where finished sequences leave the batch;
+    `loop="generate"` uses transformers' `generate` (every row runs until the longest ends).
     """
 
     def __init__(
         self,
         model: ModelSource,
-        batch_size: int = 32,
+        batch_size: int = 128,
         dtype: str = "float32",
         device: str = "cpu",
         threads: int | None = None,
         progress: bool = True,
         shared_prefill: bool = True,
+        loop: str = "pruned",
+        max_batch_tokens: int = 32768,
     ):
+        if loop not in ("pruned", "generate"):
+            raise ValueError(f"backend.loop={loop!r}: allowed values are 'pruned' and 'generate'")
         self.source = model
         self.batch_size = batch_size
         self.dtype = dtype
@@ -44,6 +90,8 @@ class HFBackend:
         self.threads = threads
         self.progress = progress
         self.shared_prefill = shared_prefill
+        self.loop = loop
+        self.max_batch_tokens = max_batch_tokens
         self._model = None
         self._tok = None
 
@@ -85,41 +133,114 @@ class HFBackend:
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "") -> list[list[Completion]]:
         self._ensure_loaded()
-        tok, model = self._tok, self._model
         encoded = [self.encode(p) for p in prompts]
-        # Longest first: similar lengths share a batch (little padding), and memory peaks at the start.
-        order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
-        per_batch = max(1, self.batch_size // sampling.n)
-        batches = [order[i : i + per_batch] for i in range(0, len(order), per_batch)]
         results: list[list[Completion] | None] = [None] * len(encoded)
-        gen_kwargs = self._generation_kwargs(sampling)
         bar = tqdm(total=len(encoded), desc=desc or "generate", disable=not self.progress, leave=False)
-        for b, idx in enumerate(batches):
-            width = max(len(encoded[i]) for i in idx)
-            input_ids = torch.full((len(idx), width), tok.pad_token_id, dtype=torch.long)
-            attention = torch.zeros((len(idx), width), dtype=torch.long)
-            for row, i in enumerate(idx):
-                ids = encoded[i]
-                input_ids[row, width - len(ids) :] = torch.tensor(ids)
-                attention[row, width - len(ids) :] = 1
-            # Seeded per batch so a rerun with the same inputs and batch size samples the same tokens.
+        for b, idx in enumerate(self._batches([len(e) for e in encoded], sampling)):
+            input_ids, attention = self._left_pad([encoded[i] for i in idx])
+            # Seeded per batch so a rerun with the same inputs and batch limits samples the same tokens.
             torch.manual_seed(sampling.seed * 100_003 + b)
             with torch.inference_mode():
-                out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling.n,
-                                           gen_kwargs)
-            new = out[:, width:].cpu()
-            for row, i in enumerate(idx):
-                results[i] = [
-                    self._completion(new[row * sampling.n + k].tolist(), len(encoded[i]), sampling.stop)
-                    for k in range(sampling.n)
-                ]
+                if self.loop == "pruned":
+                    rows = self._decode(input_ids.to(self.device), attention.to(self.device), sampling)
+                else:
+                    out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling)
+                    rows = out[:, input_ids.shape[1]:].cpu().tolist()
+            for r, i in enumerate(idx):
+                results[i] = [self._completion(rows[r * sampling.n + k], len(encoded[i]), sampling.stop)
+                              for k in range(sampling.n)]
             bar.update(len(idx))
         bar.close()
         return results  # type: ignore[return-value]
 
-    def _generate_batch(self, input_ids, attention, n: int, gen_kwargs: dict):
-        """Generate n continuations per row; with n > 1 each prompt is prefilled once and its cache repeated."""
-        model = self._model
+    def _batches(self, lengths: list[int], sampling: Sampling) -> list[list[int]]:
+        """Prompt indices per batch, longest first, each batch within `batch_size` sequences and `max_batch_tokens`.
+
+        Longest first: similar lengths share a batch (little padding) and memory peaks at the start.
+        The token budget counts every sequence's full length (padded prompt + new tokens), which is
+        what its KV cache holds at the end.
+        """
+        order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+        batches: list[list[int]] = []
+        for i in order:
+            if batches:
+                cur = batches[-1]
+                rows = (len(cur) + 1) * sampling.n
+                width = lengths[cur[0]] + sampling.max_new_tokens
+                if rows <= self.batch_size and rows * width <= self.max_batch_tokens:
+                    cur.append(i)
+                    continue
+            batches.append([i])
+        return batches
+
+    def _left_pad(self, seqs: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+        width = max(len(s) for s in seqs)
+        input_ids = torch.full((len(seqs), width), self._tok.pad_token_id, dtype=torch.long)
+        attention = torch.zeros((len(seqs), width), dtype=torch.long)
+        for row, ids in enumerate(seqs):
+            input_ids[row, width - len(ids):] = torch.tensor(ids)
+            attention[row, width - len(ids):] = 1
+        return input_ids, attention
+
+    def _decode(self, input_ids: torch.Tensor, attention: torch.Tensor, sampling: Sampling) -> list[list[int]]:
+        """Prefill, then decode one token per step for the sequences still running; finished ones leave the batch.
+
+        transformers' `generate` keeps a finished sequence in the batch until the longest one ends, so a
+        batch of samples whose lengths vary pays for the longest on every row. Here a sequence leaves
+        the batch (and its KV cache rows) when it emits EOS or a stop string. With n > 1 and
+        `shared_prefill`, each prompt is prefilled once and its cache copied to its n samples.
+        Returns the generated ids of each sequence (prompt-major, n per prompt), EOS included.
+        """
+        model, n = self._model, sampling.n
+        if n > 1 and not self.shared_prefill:
+            input_ids, attention = input_ids.repeat_interleave(n, 0), attention.repeat_interleave(n, 0)
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        # Preallocated: a growing cache re-copies every layer's keys and values at each step, which
+        # cost more than the matmuls at batch 128 here (measured in benchmarks/).
+        cache = StaticCache(config=model.config, max_cache_len=input_ids.shape[1] + sampling.max_new_tokens)
+        out = model(input_ids=input_ids, attention_mask=attention, position_ids=positions, cache=cache,
+                    use_cache=True, logits_to_keep=1)
+        logits, pos = out.logits[:, -1], positions[:, -1]
+        if n > 1 and self.shared_prefill:
+            _map_cache_rows(cache, lambda t: t.repeat_interleave(n, 0))
+            logits, attention, pos = (t.repeat_interleave(n, 0) for t in (logits, attention, pos))
+        eos = self._tok.eos_token_id
+        live: list[int | None] = list(range(logits.shape[0]))  # sequence of each batch row; None: finished
+        generated: list[list[int]] = [[] for _ in live]
+        stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens of tail text to search
+        for step in range(sampling.max_new_tokens):
+            tokens = sample_next(logits, sampling.temperature, sampling.top_p)
+            for row, (seq, t) in enumerate(zip(live, tokens.tolist())):
+                if seq is None:
+                    continue
+                generated[seq].append(t)
+                if t == eos or (sampling.stop and self._hits_stop(generated[seq], sampling.stop, stop_window)):
+                    live[row] = None
+            keep = [row for row, seq in enumerate(live) if seq is not None]
+            if not keep or step == sampling.max_new_tokens - 1:
+                break
+            # Dropping rows copies the whole cache, so finished rows ride along (output ignored) until
+            # they are a quarter of the batch.
+            if 4 * (len(live) - len(keep)) >= len(live):
+                rows = torch.tensor(keep, device=tokens.device)
+                _map_cache_rows(cache, lambda t: t[rows])
+                attention, pos, tokens = attention[rows], pos[rows], tokens[rows]
+                live = [live[r] for r in keep]
+            attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
+            pos = pos + 1
+            out = model(input_ids=tokens[:, None], attention_mask=attention, position_ids=pos[:, None], cache=cache,
+                        use_cache=True)
+            logits = out.logits[:, -1]
+        return generated
+
+    def _hits_stop(self, ids: list[int], stop: Sequence[str], window: int) -> bool:
+        tail = self._tok.decode(ids[-window:], skip_special_tokens=True)
+        return any(s in tail for s in stop)
+
+    def _generate_batch(self, input_ids, attention, sampling: Sampling):
+        """`loop=generate`: transformers' `generate`; with n > 1 each prompt is prefilled once and its cache repeated."""
+        model, n = self._model, sampling.n
+        gen_kwargs = self._generation_kwargs(sampling)
         if n == 1 or not self.shared_prefill:
             return model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n, **gen_kwargs)
         # Prefill all but the last prompt token; generate() then feeds that token against the shared cache.

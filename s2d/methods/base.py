@@ -32,6 +32,37 @@ def single_call(
     return traces
 
 
+def two_calls(
+    stages: tuple[str, str], examples: Sequence[Example], first_prompts: Sequence, task: Task, llm: LLM,
+    sampling: Sampling, second_input,
+) -> list[Trace]:
+    """Call 1 samples `n` replies per input; call 2 runs once on each, so every stage is sampled n times.
+
+    `second_input(example, reply_text) -> (prompt, fell_back)` builds call 2 from call 1's reply; a
+    fallback (call 1's reply unusable) is marked `meta.fallback` on the trace. Call 2's reply is final.
+    """
+    firsts = llm.generate(first_prompts, sampling, desc=stages[0])
+    second_prompts, fell_back = [], []
+    for ex, comps in zip(examples, firsts):
+        for c in comps:
+            prompt, fallback = second_input(ex, c.text)
+            second_prompts.append(prompt)
+            fell_back.append(fallback)
+    seconds = llm.generate(second_prompts, stage_sampling(sampling, 1, n=1), desc=stages[1])
+    traces, j = [], 0
+    for ex, p1, comps in zip(examples, first_prompts, firsts):
+        for k, c1 in enumerate(comps):
+            c2 = seconds[j][0]
+            calls = [
+                Call(stages[0], render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
+                Call(stages[1], render_prompt(second_prompts[j]), c2.text, c2.prompt_tokens, c2.completion_tokens),
+            ]
+            traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
+                                meta={"fallback": True} if fell_back[j] else {}))
+            j += 1
+    return traces
+
+
 def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer) -> list[dict]:
     """`shots` worked examples as earlier chat turns, then the question.
 

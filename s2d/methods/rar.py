@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from s2d.llm.base import render_prompt
-from s2d.methods.base import single_call, stage_sampling
-from s2d.types import Call, Trace
+from s2d.methods.base import single_call, two_calls
 
 # One call: restate the question with more detail, then answer it (paper Fig. 3).
 ONE_STEP = "Restate the question above in your own words, adding any detail that makes it clearer, and then answer it."
@@ -44,24 +42,10 @@ class RaR2:
         rephrase_prompts = [
             f'"{task.prompt(e)}"\n\n{self.instruction.format(note=task.rephrase_note).strip()}' for e in examples
         ]
-        rephrasings = llm.generate(rephrase_prompts, sampling, desc="rephrase")
-        respond_prompts, fell_back = [], []
-        for ex, comps in zip(examples, rephrasings):
-            for c in comps:
-                # An empty rephrasing would leave call 2 nothing to answer: it gets the original question.
-                question = c.text.strip() or task.prompt(ex)
-                fell_back.append(not c.text.strip())
-                respond_prompts.append(f"{question}\n\n{task.respond_suffix}".strip())
-        responses = llm.generate(respond_prompts, stage_sampling(sampling, 1, n=1), desc="respond")
-        traces, j = [], 0
-        for ex, p1, comps in zip(examples, rephrase_prompts, rephrasings):
-            for k, c1 in enumerate(comps):
-                c2 = responses[j][0]
-                calls = [
-                    Call("rephrase", render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
-                    Call("respond", respond_prompts[j], c2.text, c2.prompt_tokens, c2.completion_tokens),
-                ]
-                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
-                                    meta={"fallback": True} if fell_back[j] else {}))
-                j += 1
-        return traces
+
+        def respond(ex, rephrased):
+            # An empty rephrasing would leave call 2 nothing to answer: it gets the original question.
+            question = rephrased.strip() or task.prompt(ex)
+            return f"{question}\n\n{task.respond_suffix}".strip(), not rephrased.strip()
+
+        return two_calls(("rephrase", "respond"), examples, rephrase_prompts, task, llm, sampling, respond)

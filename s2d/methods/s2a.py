@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import re
 
-from s2d.llm.base import render_prompt
-from s2d.methods.base import stage_sampling
-from s2d.types import Call, Trace
+from s2d.methods.base import two_calls
 
 # Call 1: keep only the unbiased part of the user's text, in two labelled sections.
 REWRITE = (
@@ -87,23 +85,9 @@ class S2A:
 
     def run(self, examples, task, llm, sampling):
         rewrite_prompts = [self.rewrite_prompt(task.prompt(e)) for e in examples]
-        rewrites = llm.generate(rewrite_prompts, sampling, desc="s2a rewrite")
-        answer_prompts, fell_back = [], []
-        for ex, comps in zip(examples, rewrites):
-            for c in comps:
-                text, fallback = self.extracted(c.text, task.prompt(ex))
-                answer_prompts.append(self.answer.format(extracted=text))
-                fell_back.append(fallback)
-        answers = llm.generate(answer_prompts, stage_sampling(sampling, 1, n=1), desc="s2a answer")
-        traces, j = [], 0
-        for ex, p1, comps in zip(examples, rewrite_prompts, rewrites):
-            for k, c1 in enumerate(comps):
-                c2 = answers[j][0]
-                calls = [
-                    Call("rewrite", render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
-                    Call("answer", answer_prompts[j], c2.text, c2.prompt_tokens, c2.completion_tokens),
-                ]
-                traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
-                                    meta={"fallback": True} if fell_back[j] else {}))
-                j += 1
-        return traces
+
+        def answer(ex, reply):
+            text, fallback = self.extracted(reply, task.prompt(ex))
+            return self.answer.format(extracted=text), fallback
+
+        return two_calls(("rewrite", "answer"), examples, rewrite_prompts, task, llm, sampling, answer)

@@ -63,7 +63,7 @@ def task_key(cfg: DictConfig) -> dict:
     from s2d.tasks.base import DataNotFound, resolve_data_path
 
     key = {"config": content(cfg.task), "version": getattr(get_class(cfg.task._target_), "version", 0)}
-    for name in ("path", "train_path", "eval_path"):
+    for name in ("path", "train_path", "eval_path", "judgments_path", "questions_path"):
         value = cfg.task.get(name)
         if not value:
             continue
@@ -91,10 +91,14 @@ def generate_key(cfg: DictConfig) -> str:
 
 
 def filter_key(cfg: DictConfig, generate: str) -> str:
-    """A filter that calls the model (USC) also depends on the model and the filter's prompt version."""
+    """A filter that calls the model (USC) also depends on the model and the filter's prompt version;
+    others on their rule's `version` where they declare one."""
     parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target]
-    if getattr(get_class(cfg.filter._target_), "needs_model", False):
+    cls = get_class(cfg.filter._target_)
+    if getattr(cls, "needs_model", False):
         parts += [model_key(cfg), method_key(cfg.filter)["prompt_version"]]
+    elif hasattr(cls, "version"):  # a filter whose selection rule changed bumps it, so its picks are redone
+        parts.append(cls.version)
     return digest(*parts)
 
 

@@ -56,6 +56,9 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     # Tasks that tag inputs with a group (e.g. biased / unbiased) get the same figures per group.
     for group in sorted({r["group"] for r in rows if r["group"]}):
         metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))
+    # Tasks whose figures span several inputs (judging a pair in both orders) add them here.
+    if hasattr(task, "extra_metrics"):
+        metrics.update(task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system))
     return rows, metrics
 
 

@@ -23,9 +23,9 @@ def choose(examples: list[Example], traces: list[Trace], flt, task, llm=None) ->
     by_example: dict[str, list[Trace]] = defaultdict(list)
     for t in traces:
         by_example[t.example_id].append(t)
-    if getattr(flt, "needs_model", False):
-        if llm is None:
-            raise ValueError(f"filter '{flt.name}' calls the model, but no backend was given")
+    if getattr(flt, "needs_model", False) and llm is None:
+        raise ValueError(f"filter '{flt.name}' calls the model, but no backend was given")
+    if hasattr(flt, "curate"):  # filters that look across inputs (USC, order swap) rather than at one
         return flt.curate(examples, by_example, task, llm)
     return {ex.id: flt.select(by_example.get(ex.id, [])) for ex in examples}
 

@@ -1,0 +1,265 @@
+"""Pairwise judging and Branch-Solve-Merge: OASST2 trees, MT-bench rows, verdicts, the order-swap filter, metrics."""
+
+import json
+
+import pytest
+
+from conftest import ScriptedLLM
+from s2d.filters.input_perturbation import InputPerturbation
+from s2d.methods.bsm import BranchSolveMerge, parse_criteria, parse_scores, sum_verdict
+from s2d.tasks.judge import (MTBench, OASST2, first_turn_pair, pair_examples, pair_metrics, parse_conversation,
+                             parse_verdict, swap_verdict, trees_from_messages)
+from s2d.types import Sampling, Trace
+
+ASSETS = __import__("pathlib").Path(__file__).parent / "assets" / "judge"
+
+
+def reply(text, rank, role="assistant", deleted=False):
+    return {"role": role, "text": text, "rank": rank, "deleted": deleted, "replies": []}
+
+
+def tree(lang="en", replies=(), role="prompter", tid="t1"):
+    return {"message_tree_id": tid, "prompt": {"role": role, "lang": lang, "text": "Q?", "replies": list(replies)}}
+
+
+def test_tree_to_pair_by_rank():
+    t = tree(replies=[reply("second", 1), reply("best", 0), reply("third", 2)])
+    assert first_turn_pair(t) == ("Q?", "best", "second")
+
+
+@pytest.mark.parametrize("t", [
+    tree(lang="es", replies=[reply("a", 0), reply("b", 1)]),                      # not English
+    tree(replies=[reply("a", 0)]),                                                  # one reply
+    tree(replies=[reply("a", 0), reply("b", None)]),                                # unranked reply
+    tree(replies=[reply("a", 0), reply("b", 1, deleted=True)]),                     # deleted reply
+    tree(replies=[reply("a", 0), reply("b", 1, role="prompter")]),                  # not an assistant
+    tree(role="assistant", replies=[reply("a", 0), reply("b", 1)]),                 # root is not the user
+])
+def test_unusable_trees_give_no_pair(t):
+    assert first_turn_pair(t) is None
+
+
+def test_flat_messages_nest_into_trees():
+    rows = [{"message_id": "r", "parent_id": None, "message_tree_id": "r", "role": "prompter", "lang": "en", "text": "Q?"},
+            {"message_id": "x", "parent_id": "r", "role": "assistant", "text": "worse", "rank": 1},
+            {"message_id": "y", "parent_id": "r", "role": "assistant", "text": "better", "rank": 0},
+            {"message_id": "z", "parent_id": "x", "role": "prompter", "text": "second turn"}]
+    trees = trees_from_messages(rows)
+    assert len(trees) == 1 and first_turn_pair(trees[0]) == ("Q?", "better", "worse")
+
+
+def test_oasst2_task_splits_pairs_in_both_orders(tmp_path):
+    lines = [tree(tid=f"t{i}", replies=[reply(f"good {i}", 0), reply(f"bad {i}", 1)]) for i in range(5)]
+    lines.append(tree(tid="es", lang="es", replies=[reply("a", 0), reply("b", 1)]))
+    path = tmp_path / "trees.jsonl"
+    path.write_text("\n".join(json.dumps(t) for t in lines) + "\n")
+    task = OASST2(n_train=3, n_eval=2, path=str(path), hub_id=None)
+    ev, tr = task.eval_examples(), task.train_examples()
+    assert len(ev) == 4 and len(tr) == 6 and all(e.gold is None for e in tr)
+    for ab, ba in zip(ev[::2], ev[1::2]):
+        assert (ab.meta["order"], ba.meta["order"]) == ("ab", "ba") and ab.meta["pair"] == ba.meta["pair"]
+        assert ba.gold == swap_verdict(ab.gold) and (ab.meta["a"], ab.meta["b"]) == (ba.meta["b"], ba.meta["a"])
+        better = ab.meta["a"] if ab.gold == "A" else ab.meta["b"]
+        assert better.startswith("good")
+    assert {e.meta["pair"] for e in ev}.isdisjoint({e.meta["pair"] for e in tr})
+    with pytest.raises(ValueError, match="has 5 records but task.n_train \\+ task.n_eval=6"):
+        OASST2(n_train=4, n_eval=2, path=str(path), hub_id=None).train_examples()
+
+
+def test_mt_bench_rows_give_turn_one_pairs_with_categories():
+    task = MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
+                   judgments_hub_id=None, n_eval_judgments=2, hub_id=None)
+    ev = task.eval_examples()
+    assert len(ev) == 4  # the turn-2 row is left out
+    by_q = {e.meta["query"]: e for e in ev if e.meta["order"] == "ab"}
+    assert by_q["Write a haiku about rain."].gold == "A" and by_q["Write a haiku about rain."].meta["group"] == "writing"
+    assert by_q["What is 2+2?"].gold == "C" and by_q["What is 2+2?"].meta["a"] == "4"
+    with pytest.raises(ValueError, match="2 turn-1 judgments but task.n_eval_judgments=3"):
+        MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
+                judgments_hub_id=None, n_eval_judgments=3, hub_id=None).eval_examples()
+
+
+def test_conversation_cells_must_be_message_lists():
+    assert parse_conversation("[{'content': 'hi', 'role': 'user'}]", "row 1") == [{"content": "hi", "role": "user"}]
+    with pytest.raises(ValueError, match="row 7: conversation is not a Python literal"):
+        parse_conversation("[{'content': 'hi'", "row 7")
+    with pytest.raises(ValueError, match="row 2: conversation must be a list"):
+        parse_conversation("{'content': 'hi'}", "row 2")
+
+
+@pytest.mark.parametrize("text, verdict", [
+    ("[[A]]", "A"), ("Final verdict: [[B]]", "B"), ("It is a tie [[C]].", "C"), ("[[ A ]]", "A"),
+    ("no verdict here", None), ("[A]", None), ("", None),
+    ("[[A]] ... so, again, [[A]]", "A"),          # repeated: the same verdict
+    ("[[A]], [[B]] or [[C]]", None),              # several that disagree (an echo of the instructions)
+])
+def test_verdict_parsing(text, verdict):
+    assert parse_verdict(text) == verdict
+
+
+def test_swap_mapping():
+    assert [swap_verdict(v) for v in ("A", "B", "C", None)] == ["B", "A", "C", None]
+
+
+def judged(pid, gold, v_ab, v_ba, group=None):
+    ab, ba = pair_examples(pid, "q", "x", "y", gold, group, 0)
+    return [ab, ba], {ab.id: v_ab, ba.id: v_ba}
+
+
+def test_agreement_and_inconsistency_on_known_verdicts():
+    examples, answers = [], {}
+    for pid, gold, v_ab, v_ba, group in [
+        ("p1", "A", "A", "B", "writing"),   # right in both orders, consistent
+        ("p2", "A", "A", "A", "writing"),   # position bias: always "A" → right once, inconsistent
+        ("p3", "B", "A", "B", "math"),      # wrong in both orders, consistent
+        ("p4", "C", None, "C", "math"),     # unparsed in one order: wrong there, and inconsistent
+    ]:
+        ex, ans = judged(pid, gold, v_ab, v_ba, group)
+        examples += ex
+        answers.update(ans)
+    m = pair_metrics(examples, answers, "system1")
+    assert m["system1/agreement"] == pytest.approx((2 + 1 + 0 + 1) / 8)
+    assert m["system1/inconsistent"] == pytest.approx(2 / 4)
+    assert m["system1/agreement_writing"] == pytest.approx(3 / 4) and m["system1/inconsistent_writing"] == 0.5
+    assert m["system1/agreement_math"] == pytest.approx(1 / 4) and m["system1/pairs_math"] == 2
+
+
+def trace(ex, verdict, k=0):
+    return Trace(ex.id, k, [], f"[[{verdict}]]" if verdict else "?", verdict)
+
+
+def test_order_swap_filter_keeps_consistent_pairs_with_exact_yield():
+    examples, by_example = [], {}
+    for pid, v_ab, v_ba in [("p1", "A", "B"), ("p2", "A", "A"), ("p3", "C", "C"), ("p4", None, "B")]:
+        ab, ba = pair_examples(pid, "q", "x", "y", None, None, 0)
+        examples += [ab, ba]
+        by_example[ab.id], by_example[ba.id] = [trace(ab, v_ab)], [trace(ba, v_ba)]
+    flt = InputPerturbation()
+    picks = flt.curate(examples, by_example, task=None)
+    kept = sorted(k for k, t in picks.items() if t is not None)
+    assert kept == ["p1:ab", "p1:ba", "p3:ab", "p3:ba"]
+    assert picks["p1:ba"].answer == "B"  # each order trains on its own verdict
+    assert flt.stats == {"filter/pairs": 4, "filter/consistent_pairs": 2, "filter/pair_yield": 0.5}
+
+
+def test_order_swap_filter_uses_each_orders_majority():
+    ab, ba = pair_examples("p", "q", "x", "y", None, None, 0)
+    picks = InputPerturbation().curate([ab, ba], {ab.id: [trace(ab, "A", 0), trace(ab, "B", 1), trace(ab, "A", 2)],
+                                                  ba.id: [trace(ba, "B", 0), trace(ba, "B", 1)]}, task=None)
+    assert picks[ab.id].sample in (0, 2) and picks[ba.id].answer == "B"
+
+
+def test_filter_rejects_tasks_without_pairs():
+    from s2d.types import Example
+
+    class T:
+        name = "coin_flip"
+
+    with pytest.raises(ValueError, match="needs inputs judged in both orders.*task=oasst2"):
+        InputPerturbation().curate([Example("1", "x")], {}, task=T())
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1. Accuracy: facts right\n2. Clarity: easy to read\n3. Depth: enough detail", 3),
+    ("- Relevance\n* Tone\n• Safety", 3),
+    ("\n".join(f"{i}. c{i}" for i in range(1, 9)), 5),       # more than five: the first five
+    ("Accuracy matters most here.", 0),                        # no list
+])
+def test_branch_parsing(text, expected):
+    got = parse_criteria(text, 5)
+    assert len(got) == expected
+    if expected:
+        assert not got[0].startswith(("1", "-"))
+
+
+@pytest.mark.parametrize("text, scores", [
+    ("A is clearer.\nScores: Assistant A: 4, Assistant B: 2", (4, 2)),
+    ("Assistant A: 5/5 Assistant B: 3/5", (5, 3)),
+    ("Assistant A: 9, Assistant B: 2", None),                 # out of range
+    ("A gets four, B gets two", None),
+    ("Assistant A: 2, Assistant B: 2 ... revised: Assistant A: 3, Assistant B: 1", (3, 1)),   # the last pair
+])
+def test_solve_score_parsing(text, scores):
+    assert parse_scores(text) == scores
+
+
+def test_symbolic_merge():
+    assert sum_verdict([(4, 2), (3, 3)]) == "A"
+    assert sum_verdict([(1, 2), None]) == "B"
+    assert sum_verdict([(3, 3)]) == "C"
+    assert sum_verdict([None, None]) is None
+
+
+class JudgeTask:
+    name = "oasst2"
+
+    def extract(self, text):
+        return parse_verdict(text)
+
+    def format_answer(self, a):
+        return f"[[{a}]]"
+
+
+def bsm_reply(prompt, k=0):
+    if "List the criteria" in prompt:
+        return "1. Accuracy: is it right\n2. Clarity: is it clear"
+    if "one criterion only" in prompt:
+        return "Fine.\nScores: Assistant A: 4, Assistant B: 2" if "Accuracy" in prompt.split("criterion only:")[1] \
+            else "Scores: Assistant A: 3, Assistant B: 3"
+    return "A wins on accuracy. [[A]]"
+
+
+@pytest.mark.parametrize("merge", ["llm", "sum"])
+def test_bsm_program_counts_every_call(merge):
+    ab, ba = pair_examples("p", "q", "x", "y", None, None, 0)
+    llm = ScriptedLLM(bsm_reply)
+    traces = BranchSolveMerge(merge=merge, demo=False).run([ab, ba], JudgeTask(), llm, Sampling(n=2, max_new_tokens=32))
+    assert len(traces) == 4
+    t = traces[0]
+    assert [c.stage for c in t.calls] == ["branch", "solve", "solve"] + (["merge"] if merge == "llm" else [])
+    assert t.answer == "A" and t.meta["scores"] == [(4, 2), (3, 3)]
+    assert t.completion_tokens == sum(c.completion_tokens for c in t.calls) > 0
+
+
+def test_bsm_falls_back_to_one_criterion_when_branch_lists_none():
+    ab, _ = pair_examples("p", "q", "x", "y", None, None, 0)
+    llm = ScriptedLLM(lambda p, k: "I cannot list them." if "List the criteria" in p else
+                      "Scores: Assistant A: 1, Assistant B: 5" if "criterion only" in p else "[[B]]")
+    (t,) = BranchSolveMerge(demo=False).run([ab], JudgeTask(), llm, Sampling(max_new_tokens=32))
+    assert t.meta["fallback"] and len([c for c in t.calls if c.stage == "solve"]) == 1 and t.answer == "B"
+
+
+def test_bsm_rejects_inputs_that_are_not_pairs():
+    from s2d.types import Example
+
+    with pytest.raises(ValueError, match="method=bsm judges pairs.*task=oasst2"):
+        BranchSolveMerge().run([Example("1", "x")], JudgeTask(), ScriptedLLM(lambda p, k: ""), Sampling())
+    with pytest.raises(ValueError, match="method.merge='vote'"):
+        BranchSolveMerge(merge="vote")
+
+
+def test_bsm_demo_puts_one_worked_exchange_before_each_call():
+    ab, _ = pair_examples("p", "Which is better?", "x", "y", None, None, 0)
+    llm = ScriptedLLM(lambda text, k: bsm_reply(text.rsplit("[user]", 1)[-1]))
+    (t,) = BranchSolveMerge().run([ab], JudgeTask(), llm, Sampling(max_new_tokens=32))
+    prompts = [p for _, batch, _ in llm.calls for p in batch]
+    assert len(prompts) == 4 and all([m["role"] for m in p] == ["user", "assistant", "user"] for p in prompts)
+    assert all("Which is better?" in p[-1]["content"] and "spider" in p[0]["content"] for p in prompts)
+    assert t.answer == "A" and "[assistant]" in t.calls[0].prompt  # the record shows the whole chat
+
+
+def test_llm_merge_without_a_verdict_falls_back_to_summed_scores():
+    ab, _ = pair_examples("p", "q", "x", "y", None, None, 0)
+    llm = ScriptedLLM(lambda p, k: "1. Accuracy: right" if "List the criteria" in p else
+                      "Scores: Assistant A: 2, Assistant B: 4" if "criterion only" in p else "Both are fine.")
+    (t,) = BranchSolveMerge(demo=False).run([ab], JudgeTask(), llm, Sampling(max_new_tokens=32))
+    assert t.answer == "B" and t.meta["merge_fallback"] and t.meta["fallback"] and t.final_text.endswith("[[B]]")
+
+
+def test_order_verdict_tie_goes_to_the_first_sampled_verdict():
+    from s2d.filters.input_perturbation import order_verdict
+
+    ab, _ = pair_examples("p", "q", "x", "y", None, None, 0)
+    assert order_verdict([trace(ab, "C", 0), trace(ab, "A", 1), trace(ab, "A", 2), trace(ab, "C", 3)]) == "C"
+    assert order_verdict([trace(ab, None, 0), trace(ab, "B", 1)]) == "B"
+    assert order_verdict([trace(ab, None, 0)]) is None

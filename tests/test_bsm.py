@@ -122,6 +122,17 @@ def test_agreement_and_inconsistency_on_known_verdicts():
     assert m["system1/inconsistent"] == pytest.approx(2 / 4)
     assert m["system1/agreement_writing"] == pytest.approx(3 / 4) and m["system1/inconsistent_writing"] == 0.5
     assert m["system1/agreement_math"] == pytest.approx(1 / 4) and m["system1/pairs_math"] == 2
+    assert m["system1/pairs"] == 4
+
+
+def test_pair_metrics_without_groups_count_each_pair_once():
+    examples, answers = [], {}
+    for pid, v_ab, v_ba in [("p1", "A", "B"), ("p2", "A", "A")]:
+        ex, ans = judged(pid, "A", v_ab, v_ba)
+        examples += ex
+        answers.update(ans)
+    m = pair_metrics(examples, answers, "s")
+    assert m == {"s/agreement": 0.75, "s/inconsistent": 0.5, "s/pairs": 2}
 
 
 def trace(ex, verdict, k=0):

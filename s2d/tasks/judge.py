@@ -86,7 +86,7 @@ def pair_metrics(examples: list[Example], answers: dict[str, str | None], system
         v_ab, v_ba = answers.get(ab.id), swap_verdict(answers.get(ba.id))
         agree = [answers.get(ab.id) == ab.gold, answers.get(ba.id) == ba.gold]
         inconsistent = v_ab is None or v_ba is None or v_ab != v_ba
-        for key in ("", ab.meta.get("group") or ""):
+        for key in {"", ab.meta.get("group") or ""}:  # overall, and the pair's group if it has one
             groups[key].append((agree, inconsistent))
     out: dict[str, float] = {}
     for key, items in groups.items():

@@ -27,9 +27,9 @@ def compose_cfg(overrides, tmp_path):
 
 
 def test_expected_options_exist():
-    assert options("method") == ["cot", "cot_fewshot", "rar1", "rar2", "s2a", "system1"]
-    assert options("filter") == ["none", "self_consistency", "usc"]
-    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "triviaqa"]
+    assert options("method") == ["bsm", "cot", "cot_fewshot", "rar1", "rar2", "s2a", "system1"]
+    assert options("filter") == ["input_perturbation", "none", "self_consistency", "usc"]
+    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "mt_bench", "oasst2", "triviaqa"]
     assert options("logger") == ["none", "wandb"]
     assert "smollm2-135m" in options("model") and "hf" in options("backend") and "full" in options("train")
 

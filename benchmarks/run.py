@@ -246,6 +246,11 @@ def lookup(results: dict, dotted: str):
     return node
 
 
+def row(name: str, v: dict) -> str:
+    """One generation line of the table: rate, tokens and seconds."""
+    return f"  {name:<20}{v['tokens_per_s']:8.1f} tok/s  ({v['tokens']} tokens, {v['seconds']:.1f} s)"
+
+
 def table(results: dict) -> str:
     m = results["machine"]
     lines = [f"machine: {m['cpu']}, {m['cores']} cores, {m['memory_gib']:.0f} GiB, torch {m['torch']} "
@@ -262,11 +267,10 @@ def table(results: dict) -> str:
     if g:
         lines += ["", f"generation ({g['inputs']} inputs x {g['samples_per_input']} samples, <= {g['max_new_tokens']} "
                       f"new tokens, prompts ~{g['mean_prompt_tokens']:.0f} tokens):",
-                  f"  s2d hf backend      {g['s2d_tokens_per_s']:8.1f} tok/s  ({g['s2d_tokens']} tokens, {g['s2d_seconds']:.1f} s)",
-                  f"  sequential loop     {g['sequential_tokens_per_s']:8.1f} tok/s  ({g['sequential_tokens']} tokens, {g['sequential_seconds']:.1f} s)",
-                  f"  prefill (limit)     {g['prefill_tokens_per_s']:8.1f} tok/s"]
-        for name, v in g["variants"].items():
-            lines.append(f"  {name:<20}{v['tokens_per_s']:8.1f} tok/s  ({v['tokens']} tokens, {v['seconds']:.1f} s)")
+                  row("s2d hf backend", {k: g[f"s2d_{k}"] for k in ("tokens_per_s", "tokens", "seconds")}),
+                  row("sequential loop", {k: g[f"sequential_{k}"] for k in ("tokens_per_s", "tokens", "seconds")}),
+                  f"  {'prefill (limit)':<20}{g['prefill_tokens_per_s']:8.1f} tok/s"]
+        lines += [row(name, v) for name, v in g["variants"].items()]
     s = results.get("self_consistency")
     if s:
         lines.append(f"self-consistency: N=1 {s['n1_seconds']:.1f} s, N=4 {s['n4_seconds']:.1f} s, N=8 {s['n8_seconds']:.1f} s "

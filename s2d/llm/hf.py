@@ -33,18 +33,13 @@ def sample_next(logits: torch.Tensor, temperature: float, top_p: float, candidat
     top, index = logits.topk(k, dim=-1)  # descending
     probs = (top - torch.logsumexp(logits, -1, keepdim=True)).exp()
     cum = probs.cumsum(-1)
-    covered = cum[:, -1] >= top_p
-    if not bool(covered.all()):
-        rest = (~covered).nonzero().squeeze(1)
+    kept = (cum - probs) < top_p  # a token stays if the mass ranked above it is below top_p
+    out = index.gather(1, torch.multinomial(probs * kept, 1)).squeeze(1)
+    rest = (cum[:, -1] < top_p).nonzero().squeeze(1)  # rows whose nucleus reaches past the candidates
+    if len(rest):
         full, full_index = logits[rest].sort(dim=-1, descending=True)
         p = torch.softmax(full, -1)
-        kept = (p.cumsum(-1) - p) < top_p  # a token stays if the mass ranked above it is below top_p
-        choice = torch.multinomial(p * kept, 1)
-        picked = full_index.gather(1, choice).squeeze(1)
-    kept = (cum - probs) < top_p
-    out = index.gather(1, torch.multinomial(probs * kept, 1)).squeeze(1)
-    if not bool(covered.all()):
-        out[rest] = picked
+        out[rest] = full_index.gather(1, torch.multinomial(p * ((p.cumsum(-1) - p) < top_p), 1)).squeeze(1)
     return out
 
 
@@ -61,7 +56,7 @@ def encode_chat(tokenizer, prompt: Prompt) -> list[int]:
 
 
 class HFBackend:
-    """Runs prompts through `model.generate` in length-sorted, left-padded batches.
+    """Runs prompts through a transformers causal LM in length-sorted, left-padded batches.
 
     `batch_size` counts sequences (prompts × n samples) per batch and `max_batch_tokens` caps their total
     length (prompt + new tokens, the KV cache at its largest), which is what bounds memory.

@@ -44,12 +44,12 @@ MERGE = """A user question was answered by two assistants, and their replies wer
 Weigh the judgements, write a short summary, and end with your final verdict: [[A]] if Assistant A's reply \
 is better overall, [[B]] if Assistant B's is better, [[C]] for a tie."""
 
-# One worked exchange per call, shown before the real one when `demo` is on (the default): the embedded
-# 135M model otherwise never writes a parsable criteria list, score line or verdict (measured; README).
+# One worked exchange per call, shown before the real one when `demo` is on (the default): zero-shot, the
+# embedded 135M model mostly wrote no criteria list or score line, and no verdict (measured; README).
 DEMO = {"query": "How many legs does a spider have?", "a": "A spider has eight legs.",
         "b": "Spiders have six legs, like all insects."}
 DEMO_CRITERIA = ["Correctness: is the stated number of legs right", "Clarity: is the answer direct and easy to read"]
-DEMO_BRANCH = "1. Correctness: is the stated number of legs right\n2. Clarity: is the answer direct and easy to read"
+DEMO_BRANCH = "\n".join(f"{i}. {c}" for i, c in enumerate(DEMO_CRITERIA, 1))
 DEMO_SOLVE = ("Assistant A gives the right number, eight. Assistant B says six, which is wrong.\n"
               "Scores: Assistant A: 5, Assistant B: 1")
 DEMO_MERGE = ("Assistant A is correct and clear; Assistant B is clear but wrong about the fact asked. "
@@ -159,9 +159,10 @@ class BranchSolveMerge:
                 m = merges[s][0]
                 calls.append(Call("merge", render_prompt(merge_prompts[s]), m.text, m.prompt_tokens, m.completion_tokens))
                 final, answer = m.text, task.extract(m.text)
-                if answer is None and sum_verdict(scores) is not None:
+                summed = sum_verdict(scores) if answer is None else None
+                if summed is not None:
                     # A merge reply with no verdict falls back to the summed scores, and is counted.
-                    answer, meta["fallback"], meta["merge_fallback"] = sum_verdict(scores), True, True
+                    answer, meta["fallback"], meta["merge_fallback"] = summed, True, True
                     final = f"{m.text}\n{task.format_answer(answer)}"
             else:
                 answer = sum_verdict(scores)

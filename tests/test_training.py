@@ -53,3 +53,23 @@ def test_lightning_steps_lower_the_target_loss(tiny_backend):
     with torch.no_grad():
         after = model(**batch).loss.item()
     assert after < before - 0.5
+
+
+def test_target_only_head_gives_the_models_own_loss_and_gradients(tiny_backend):
+    from s2d.training.module import target_loss
+
+    tok, model = tiny_backend.tokenizer, tiny_backend.model
+    feats = [build_features(tok, p, t, 64) for p, t in [("a question", "yes"), ("q", "The answer is no."),
+                                                          ("longer question here", "ok")]]
+    batch = collate(feats, tok.pad_token_id)
+    model.zero_grad()
+    ours = target_loss(model, batch)
+    ours.backward()
+    grads = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+    model.zero_grad()
+    theirs = model(**batch).loss
+    theirs.backward()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    for g, p in zip(grads, [p for p in model.parameters() if p.grad is not None]):
+        assert torch.allclose(g, p.grad, atol=1e-5)
+    model.zero_grad()

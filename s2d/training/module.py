@@ -6,6 +6,30 @@ from typing import Callable
 
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
+
+from s2d.training.data import IGNORE
+
+
+def target_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
+    """Mean next-token cross-entropy over the labelled (target) positions.
+
+    The output head runs only where a label is, not over every prompt position: with a 49k vocabulary
+    and prompts longer than their targets, that is most of the head's work in a step. Models whose
+    logits are more than `head(hidden)` (soft-capped or scaled) take the model's own loss instead.
+    """
+    config = getattr(model, "config", None)
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    plain = (decoder is not None and head is not None and not getattr(config, "final_logit_softcapping", None)
+             and getattr(config, "logit_scale", None) in (None, 1.0))
+    if not plain:
+        return model(**batch).loss
+    hidden = decoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    labels = batch["labels"][:, 1:]
+    keep = labels != IGNORE
+    logits = head(hidden[:, :-1][keep]).float()
+    return F.cross_entropy(logits, labels[keep])
 
 
 class SFTModule(pl.LightningModule):
@@ -20,9 +44,9 @@ class SFTModule(pl.LightningModule):
         self.decay = decay
 
     def training_step(self, batch, batch_idx):
-        out = self.model(**batch)
-        self.log("train/loss", out.loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
-        return out.loss
+        loss = target_loss(self.model, batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
+        return loss
 
     def configure_optimizers(self):
         opt = self.optimizer_factory(self.model.parameters())

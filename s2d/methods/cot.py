@@ -15,11 +15,14 @@ class CoT:
     min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold this method's format
     version = 1  # bump when a prompt's wording changes: cached generations are then redone
 
-    def __init__(self, instruction: str = INSTRUCTION):
-        self.instruction = instruction
+    def __init__(self, instruction: str | None = None):
+        self.instruction = instruction or INSTRUCTION
+
+    def prompt(self, task, example) -> str:
+        return f"{task.prompt(example)}\n\n{self.instruction}"
 
     def run(self, examples, task, llm, sampling):
-        prompts = [f"{task.prompt(e)}\n\n{self.instruction}" for e in examples]
+        prompts = [self.prompt(task, e) for e in examples]
         return single_call("reason", examples, prompts, task, llm, sampling)
 
 

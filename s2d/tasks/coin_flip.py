@@ -9,6 +9,15 @@ from s2d.tasks.base import answer_segment, builtin_names, load_records, resolve_
 from s2d.types import Example
 
 _YESNO = re.compile(r"\b(yes|no)\b", re.I)
+_MOVE = re.compile(r"([A-Z][\w'-]*(?: [A-Z][\w'-]*)*) (flips|does not flip) the coin")
+
+
+def moves_of(question: str) -> list[tuple[str, bool]]:
+    """(person, flips) for each person of a coin-flip question, in order."""
+    moves = [(m.group(1), m.group(2) == "flips") for m in _MOVE.finditer(question)]
+    if not moves:
+        raise ValueError(f"coin-flip question without 'X flips the coin' / 'X does not flip the coin': {question!r}")
+    return moves
 
 
 class CoinFlip:
@@ -89,6 +98,16 @@ class CoinFlip:
 
     def format_answer(self, answer: str) -> str:
         return f"The answer is {answer}."
+
+    def solution(self, example: Example) -> str:
+        """A worked trace written by code: the coin's side after each person, then the answer."""
+        lines, heads = ["The coin starts heads up."], True
+        for person, flips in moves_of(example.input):
+            heads ^= flips
+            side = "heads" if heads else "tails"
+            lines.append(f"{person} flips it: now {side} up." if flips else f"{person} does not flip it: still {side} up.")
+        lines.append(f"The coin ends {'heads up, so yes' if heads else 'tails up, so no'}.")
+        return "\n".join([*lines, f"Final answer: {'yes' if heads else 'no'}"])
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_people": self.n_people, "n_train": self.n_train, "n_eval": self.n_eval,

@@ -11,6 +11,14 @@ from s2d.types import Example
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
 
 
+def words_of(question: str) -> list[str]:
+    """The words of a last-letter question (the quoted part of "... words in "A B" and ...")."""
+    q = quoted(question)
+    if not q:
+        raise ValueError(f"last-letter question without quoted words: {question!r}")
+    return q[0].split()
+
+
 class LastLetter:
     """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
 
@@ -85,6 +93,13 @@ class LastLetter:
 
     def format_answer(self, answer: str) -> str:
         return f'The answer is "{answer}".'
+
+    def solution(self, example: Example) -> str:
+        """A worked trace written by code: each word spelled out with its last letter, then the joined letters."""
+        words = words_of(example.input)
+        lines = [f"{w}: {'-'.join(w)}, last letter {w[-1].lower()}." for w in words]
+        joined = "".join(w[-1] for w in words).lower()
+        return "\n".join([*lines, f"Joined: {joined}.", f"Final answer: {joined}"])
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_words": self.n_words, "n_train": self.n_train, "n_eval": self.n_eval,

@@ -35,10 +35,13 @@ def load_runs(root: Path) -> list[dict]:
 def points(runs: list[dict]) -> list[dict]:
     """One point per (task, row): System 1 once per task, then System 2 and distilled per method (and filter)."""
     filters = {r["filter"] for r in runs}
+    sizes = _sizes(runs)
     out, seen = [], set()
     for r in runs:
         m = r["metrics"]
         suffix = f" [{r['filter']}]" if len(filters) > 1 else ""
+        if len(sizes[r["task"]]) > 1:
+            suffix += f" (n={m.get('filter/seen')})"
         rows = [("system1", "System 1", "system1")]
         if r["method"] != "system1":
             rows.append(("system2", f"System 2: {r['method']}", r["method"]))
@@ -56,6 +59,71 @@ def points(runs: list[dict]) -> list[dict]:
                         "filter_yield": m.get("filter/yield") if system == "distilled" else None})
     order = {"system1": 0, "system2": 1, "distilled": 2}
     return sorted(out, key=lambda p: (order[p["system"]], p["row"]))
+
+
+def _sizes(runs: list[dict]) -> dict[str, set]:
+    """Per task, the numbers of unlabeled train inputs its runs used (several in a data-size sweep)."""
+    sizes: dict[str, set] = {}
+    for r in runs:
+        sizes.setdefault(r["task"], set()).add(r["metrics"].get("filter/seen"))
+    return sizes
+
+
+def curve(runs: list[dict]) -> list[dict]:
+    """Distilled accuracy against the number of unlabeled inputs, for tasks whose runs used several
+    (e.g. `task.n_train=25,50,100`); System 1 and System 2 are the same at every size."""
+    sizes = _sizes(runs)
+    out = []
+    for r in runs:
+        m = r["metrics"]
+        if len(sizes[r["task"]]) < 2 or m.get("distilled/accuracy") is None:
+            continue
+        out.append({"task": r["task"], "method": r["method"], "filter": r["filter"],
+                    "distill_from": r.get("distill_from", "method"), "unlabeled": m.get("filter/seen"),
+                    "kept": m.get("filter/kept"), "accuracy": m["distilled/accuracy"],
+                    "tokens_per_input": m["distilled/tokens_per_input"],
+                    "system1": m.get("system1/accuracy"), "system2": m.get("system2/accuracy")})
+    return sorted(out, key=lambda c: (c["task"], c["method"], c["filter"], c["distill_from"], c["unlabeled"]))
+
+
+def curve_markdown(rows: list[dict]) -> str:
+    lines = ["| task | distilled from | filter | unlabeled inputs | kept | distilled accuracy | tokens/input |",
+             "|---|---|---|---|---|---|---|"]
+    for c in rows:
+        source = "system1" if c["distill_from"] == "system1" or c["method"] == "system1" else c["method"]
+        lines.append(f"| {c['task']} | {source} | {c['filter']} | {c['unlabeled']} | {c['kept']} | "
+                     f"{100 * c['accuracy']:.1f}% | {c['tokens_per_input']:.1f} |")
+    return "\n".join(lines)
+
+
+def plot_curve(rows: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = sorted({c["task"] for c in rows})
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        mine = [c for c in rows if c["task"] == task]
+        for key in sorted({(c["method"], c["filter"], c["distill_from"]) for c in mine}):
+            line = [c for c in mine if (c["method"], c["filter"], c["distill_from"]) == key]
+            ax.plot([c["unlabeled"] for c in line], [100 * c["accuracy"] for c in line], marker="^",
+                    label=f"distilled {key[0] if key[2] == 'method' else 'system1'} [{key[1]}]")
+        for system, style in (("system1", ":"), ("system2", "--")):
+            if mine[0][system] is not None:
+                ax.axhline(100 * mine[0][system], linestyle=style, color="gray", label=system)
+        ax.set_xscale("log")
+        ax.set_xlabel("unlabeled train inputs (log)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_ylim(-5, 105)
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def markdown(pts: list[dict]) -> str:
@@ -122,9 +190,16 @@ def report(root: Path, tracker=None) -> dict:
     runs = load_runs(root)
     pts = points(runs)
     table = markdown(pts)
-    (root / "report.md").write_text(f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n![accuracy vs tokens](report.png)\n")
+    text = f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n![accuracy vs tokens](report.png)\n"
     png = plot(pts, root / "report.png")
     print(table)
+    rows = curve(runs)
+    if rows:
+        curve_table = curve_markdown(rows)
+        text += f"\n## Distilled accuracy against unlabeled inputs\n\n{curve_table}\n\n![curve](curve.png)\n"
+        plot_curve(rows, root / "curve.png")
+        print(f"\n{curve_table}")
+    (root / "report.md").write_text(text)
     print(f"\nwrote {root / 'report.md'} and {png}")
     if tracker is not None:
         tracker.table("report/points", pts)
@@ -133,7 +208,7 @@ def report(root: Path, tracker=None) -> dict:
                             x="tokens_per_input",
                             y="accuracy", title=f"{task}: accuracy vs generated tokens per input")
         tracker.image("report/plot", png)
-    return {"runs": len(runs), "points": pts, "markdown": table, "png": png}
+    return {"runs": len(runs), "points": pts, "markdown": table, "png": png, "curve": rows}
 
 
 class SweepReport(Callback):

@@ -1,0 +1,145 @@
+"""The CPU model organism: the embedded model, fine-tuned to reason step by step on synthetic tasks.
+
+A 135M model answers last-letter and coin-flip questions no better with chain-of-thought than without, so
+no System 2 method beats its System 1 and the paper's effect cannot show. The organism is that model after
+supervised fine-tuning on code-written worked solutions (each task's `solution()`), always under the
+System 2 prompt (`cot` with `instruction`) and never on a code-written direct answer. Trained on solutions
+alone, it writes a solution under any prompt, so System 1 would reason too; `replay_per_task` items per
+task therefore pair the bare System 1 prompt with the *base model's own* greedy System 1 reply (right or
+wrong, as the base model had it), which keeps System 1 as it was. The paper's unsupervised loop then
+runs on the organism unchanged, on fresh unlabeled inputs.
+
+`Organism` is a model source (`model=organism`): it trains on first use and caches the result under
+`<cache_dir>/<key>`, where the key hashes the base model's identity, the organism's tasks, instruction,
+training config and seed, so an experiment trains it once and every later run loads it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from s2d.artifacts import is_done, mark_done, rewrite_jsonl
+from s2d.llm.model import ModelSource
+from s2d.methods.cot import CoT
+
+log = logging.getLogger(__name__)
+
+
+class Organism:
+    """Model source whose weights are `base` fine-tuned on worked solutions of `tasks` (name → task config)."""
+
+    version = 1  # bump when how the organism is built changes (its solutions live in the tasks' versions)
+
+    def __init__(self, name: str, base: DictConfig, tasks: DictConfig, instruction: str, train: DictConfig,
+                 replay_per_task: int = 0, replay_max_new_tokens: int = 64, seed: int = 0,
+                 cache_dir: str = "outputs/cache/organism"):
+        self.name = name
+        self.replay_per_task = replay_per_task
+        self.replay_max_new_tokens = replay_max_new_tokens
+        self.base_cfg = base
+        self.tasks_cfg = tasks
+        self.instruction = instruction
+        self.train = train
+        self.seed = seed
+        self.cache_dir = Path(cache_dir)
+        # Generation-time settings a config may pass to any model source.
+        self.revision = None
+        self.trust_remote_code = False
+
+    @property
+    def base(self) -> ModelSource:
+        return instantiate(self.base_cfg)
+
+    def key(self) -> str:
+        from hydra.utils import get_class
+
+        from s2d import cache
+
+        versions = {name: getattr(get_class(node._target_), "version", 0) for name, node in self.tasks_cfg.items()}
+        return cache.digest("organism", self.version, self.base.identity(), cache.content(self.tasks_cfg), versions,
+                            self.instruction, cache.content(self.train), self.replay_per_task,
+                            self.replay_max_new_tokens, self.seed)
+
+    @property
+    def directory(self) -> Path:
+        return self.cache_dir / f"{self.name}-{self.key()}"
+
+    def resolve(self) -> tuple[str, str | None]:
+        return str(self.directory / "model"), None
+
+    def identity(self) -> dict:
+        return {"name": self.name, "organism": self.key(), "base": self.base.identity()}
+
+    def items(self) -> list[tuple[str, object, list, list]]:
+        """Per task: (name, task, items for worked solutions, items for System 1 replay)."""
+        out = []
+        for name, node in self.tasks_cfg.items():
+            task = instantiate(node)
+            if not hasattr(task, "solution"):
+                raise ValueError(f"model.tasks.{name}: task '{task.name}' has no worked solutions to train on; "
+                                 "the organism needs tasks with a solution() (last_letter, coin_flip, "
+                                 "multiplication, gsm8k)")
+            examples = task.train_examples()
+            if self.replay_per_task >= len(examples):
+                raise ValueError(f"model.replay_per_task={self.replay_per_task} leaves no worked solutions of "
+                                 f"model.tasks.{name} ({len(examples)} items); lower it or raise that n_train")
+            cut = len(examples) - self.replay_per_task
+            out.append((name, task, examples[:cut], examples[cut:]))
+        return out
+
+    def pairs(self, replies: dict[tuple[str, str], str] | None = None) -> list[dict]:
+        """(System 2 prompt → worked solution) rows, then (System 1 prompt → base model's reply) replay rows.
+
+        `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item.
+        """
+        method = CoT(self.instruction)
+        rows = []
+        for name, task, solved, replayed in self.items():
+            rows += [{"task": name, "kind": "solution", "id": e.id, "prompt": method.prompt(task, e),
+                      "target": task.solution(e)} for e in solved]
+            rows += [{"task": name, "kind": "replay", "id": e.id, "prompt": task.prompt(e),
+                      "target": replies[(name, e.id)]} for e in replayed if replies is not None]
+        return rows
+
+    def replay_replies(self) -> dict[tuple[str, str], str]:
+        """The base model's greedy System 1 replies to the replay items (its behaviour before fine-tuning)."""
+        from s2d.llm.hf import HFBackend
+        from s2d.types import Sampling
+
+        wanted = [(name, task, e) for name, task, _, replayed in self.items() for e in replayed]
+        if not wanted:
+            return {}
+        llm = HFBackend(self.base, progress=False)
+        outs = llm.generate([task.prompt(e) for _, task, e in wanted],
+                            Sampling(n=1, temperature=0.0, max_new_tokens=self.replay_max_new_tokens),
+                            desc="organism replay")
+        llm.release()
+        return {(name, e.id): o[0].text for (name, _, e), o in zip(wanted, outs)}
+
+    def build(self) -> Path:
+        """Train the organism unless it is cached; returns its directory."""
+        from s2d.training.fit import drop_checkpoints, fit
+
+        out = self.directory
+        if is_done(out):
+            return out
+        out.mkdir(parents=True, exist_ok=True)
+        rows = self.pairs(self.replay_replies())
+        rewrite_jsonl(out / "train.jsonl", rows)
+        log.info("organism: fine-tuning %s on %d worked solutions (%s), once; cached in %s", self.base.name,
+                 len(rows), ", ".join(self.tasks_cfg), out)
+        info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
+        counts = {n: {k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in ("solution", "replay")}
+                  for n in self.tasks_cfg}
+        mark_done(out, {"stage": "organism", **info, "tasks": counts})
+        drop_checkpoints(out)
+        log.info("organism: %d steps in %.0f s, final loss %s", info["steps"], info["seconds"], info["train/loss"])
+        return out
+
+    def load(self, dtype: str = "float32"):
+        self.build()
+        return ModelSource(name=self.name, name_or_path=self.resolve()[0]).load(dtype)

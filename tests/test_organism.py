@@ -1,0 +1,134 @@
+"""The CPU model organism: code-written solutions, the multiplication task, the organism model source and
+the report's data-size curve. The slow test runs a reduced organism end to end on the embedded model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from conftest import CONF
+from s2d.report import curve, curve_markdown, points
+from s2d.tasks.coin_flip import CoinFlip, moves_of
+from s2d.tasks.last_letter import LastLetter, words_of
+from s2d.tasks.multiplication import Multiplication
+
+
+@pytest.mark.parametrize("task", [LastLetter(n_train=60, n_eval=20), CoinFlip(n_train=60, n_eval=20, n_people=4),
+                                  Multiplication(n_train=60, n_eval=20), Multiplication(3, 2, n_train=20, n_eval=5)])
+def test_solutions_reach_the_gold_answer_through_the_task_parser(task):
+    for e in task.train_examples() + task.eval_examples():
+        text = task.solution(e)
+        assert task.score(task.extract(text), e), (e.input, text)
+        assert text.splitlines()[-1] == f"Final answer: {e.gold}"
+        assert len(text.splitlines()) >= 2  # intermediate steps before the answer line
+
+
+def test_last_letter_solution_spells_each_word():
+    e = LastLetter.make("x", ["Ann", "Bob"])
+    assert words_of(e.input) == ["Ann", "Bob"]
+    assert LastLetter().solution(e) == ("Ann: A-n-n, last letter n.\nBob: B-o-b, last letter b.\nJoined: nb.\n"
+                                        "Final answer: nb")
+
+
+def test_coin_flip_solution_tracks_the_side_after_each_person():
+    e = CoinFlip.make("x", ["Ann", "Bob", "Mary Jo"], [True, False, True])
+    assert moves_of(e.input) == [("Ann", True), ("Bob", False), ("Mary Jo", True)]
+    assert CoinFlip().solution(e).splitlines() == [
+        "The coin starts heads up.", "Ann flips it: now tails up.", "Bob does not flip it: still tails up.",
+        "Mary Jo flips it: now heads up.", "The coin ends heads up, so yes.", "Final answer: yes"]
+    # RaR's file wording parses the same way.
+    text = "A coin is heads up. Ka flips the coin. Sherrie flips the coin. Is the coin still heads up?"
+    assert moves_of(text) == [("Ka", True), ("Sherrie", True)]
+    with pytest.raises(ValueError, match="coin-flip question"):
+        moves_of("Is the sky blue?")
+
+
+def test_multiplication_items_solution_and_parsing():
+    t = Multiplication(n_train=30, n_eval=10, seed=3)
+    assert len({e.input for e in t.train_examples() + t.eval_examples()}) == 40
+    assert all(10 <= e.meta["a"] < 100 and 10 <= e.meta["b"] < 100 for e in t.train_examples())
+    assert t.eval_examples()[0].input == Multiplication(n_train=5, n_eval=10, seed=3).eval_examples()[0].input
+    e = Multiplication.make("x", 47, 38)
+    assert Multiplication().solution(e).splitlines() == [
+        "47 × 38 = 47 × 30 + 47 × 8.", "47 × 30 = 40 × 30 + 7 × 30 = 1200 + 210 = 1410.",
+        "47 × 8 = 40 × 8 + 7 × 8 = 320 + 56 = 376.", "1410 + 376 = 1786.", "Final answer: 1786"]
+    assert t.extract("So 47 × 38 = 1786.") == "1786"
+    assert t.extract("Final answer: 1,786") == "1786"
+    assert t.extract("no number") is None
+    with pytest.raises(ValueError, match="exceeds the 81 distinct"):
+        Multiplication(1, 1, n_train=80, n_eval=10)
+
+
+def compose_organism(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["experiment=organism/main", *overrides])
+
+
+def test_organism_trains_on_solutions_under_the_system2_prompt_and_replays_system1(tmp_path):
+    cfg = compose_organism(f"paths.cache_dir={tmp_path}", "model.tasks.last_letter.n_train=5",
+                           "model.tasks.coin_flip.n_train=4", "model.tasks.multiplication.n_train=3",
+                           "model.replay_per_task=1")
+    organism = instantiate(cfg.model)
+    replies = {(name, e.id): f"base reply {e.id}" for name, _, _, replayed in organism.items() for e in replayed}
+    rows = organism.pairs(replies)
+    solutions = [r for r in rows if r["kind"] == "solution"]
+    assert [sum(r["task"] == n for r in solutions) for n in ("last_letter", "coin_flip", "multiplication")] == [4, 3, 2]
+    cot = instantiate(cfg.method)
+    for r in solutions:
+        assert r["prompt"].endswith("\n\n" + cot.instruction)  # exactly the System 2 prompt of the loop
+        assert len(r["target"].splitlines()) >= 2 and r["target"].startswith(r["target"].splitlines()[0])
+    # Replay: the bare System 1 prompt with the base model's own reply, never a code-written answer.
+    replay = [r for r in rows if r["kind"] == "replay"]
+    assert len(replay) == 3 and all(r["target"] == f"base reply {r['id']}" for r in replay)
+    assert not any(cot.instruction in r["prompt"] for r in replay)
+    for name in ("last_letter", "coin_flip", "multiplication"):
+        ids = [(r["id"], r["kind"]) for r in rows if r["task"] == name]
+        assert len({i for i, _ in ids}) == len(ids)  # an item is either solved or replayed, never both
+    # Its items come from its own seeds, not from the loop's unlabeled or eval inputs.
+    task = instantiate(cfg.task)
+    loop_inputs = {e.input for e in task.train_examples() + task.eval_examples()}
+    mine = {r["prompt"].split("\n\n")[0] for r in rows if r["task"] == task.name}
+    assert mine and not mine & loop_inputs
+    assert organism.resolve()[0].startswith(str(tmp_path / "organism"))
+    with pytest.raises(ValueError, match="model.replay_per_task=5 leaves no worked solutions"):
+        instantiate(compose_organism("model.tasks.last_letter.n_train=5", "model.replay_per_task=5").model).items()
+
+
+def test_organism_key_follows_what_it_is_trained_on(tmp_path):
+    base = ["paths.cache_dir=/tmp/a"]
+    key = instantiate(compose_organism(*base).model).key()
+    assert instantiate(compose_organism("paths.cache_dir=/tmp/b").model).key() == key  # where: not what
+    for change in ("model.tasks.coin_flip.n_train=7", "model.instruction=Reason.", "model.seed=3",
+                   "model.train.module.optimizer.lr=0.001", "model.tasks.multiplication.digits_a=3",
+                   "model.replay_per_task=4", "model.replay_max_new_tokens=10"):
+        assert instantiate(compose_organism(*base, change).model).key() != key, change
+
+
+def test_organism_rejects_a_task_without_solutions():
+    cfg = compose_organism("+model.tasks.triviaqa._target_=s2d.tasks.triviaqa.TriviaQA")
+    with pytest.raises(ValueError, match="model.tasks.triviaqa.*no worked solutions"):
+        instantiate(cfg.model).pairs()
+
+
+def _run(task, n, acc, filter_="self_consistency", distill_from="method"):
+    return {"task": task, "method": "cot", "filter": filter_, "distill_from": distill_from,
+            "metrics": {"filter/seen": n, "filter/kept": n // 2, "distilled/accuracy": acc,
+                        "distilled/tokens_per_input": 9.0, "system1/accuracy": 0.1, "system1/tokens_per_input": 8.0,
+                        "system2/accuracy": 0.9, "system2/tokens_per_input": 50.0}}
+
+
+def test_report_curve_over_unlabeled_inputs():
+    runs = [_run("last_letter", 100, 0.8), _run("last_letter", 25, 0.4), _run("last_letter", 50, 0.6),
+            _run("coin_flip", 100, 0.7)]
+    rows = curve(runs)
+    assert [(c["unlabeled"], c["accuracy"]) for c in rows] == [(25, 0.4), (50, 0.6), (100, 0.8)]
+    assert "| last_letter | cot | self_consistency | 25 | 12 | 40.0% | 9.0 |" in curve_markdown(rows)
+    labels = {p["row"] for p in points(runs) if p["task"] == "last_letter"}
+    assert {"Distilled cot (n=25)", "Distilled cot (n=50)", "Distilled cot (n=100)"} <= labels
+    assert {p["row"] for p in points(runs) if p["task"] == "coin_flip"} == {"System 1", "System 2: cot",
+                                                                            "Distilled cot"}
+    assert curve([_run("coin_flip", 100, 0.7)]) == []
+    json.dumps(rows)  # plain data, loggable

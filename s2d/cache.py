@@ -20,7 +20,7 @@ from s2d.llm.model import file_digest
 INFRA_KEYS = frozenset({
     "progress", "threads", "device", "data_dir", "cache_dir", "shared_prefill",
     "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "enable_checkpointing",
-    "default_root_dir", "chunk_size", "extra_callbacks",
+    "default_root_dir", "chunk_size", "extra_callbacks", "num_shards", "shard_id",
 })
 
 

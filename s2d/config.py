@@ -7,7 +7,7 @@ and their values by the `_target_` they instantiate.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
@@ -21,6 +21,8 @@ class GenerateConf:
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=list)
     chunk_size: int = 32
+    num_shards: int = 1
+    shard_id: Optional[int] = None
 
 
 @dataclass

@@ -54,6 +54,11 @@ def run(cfg: DictConfig) -> dict:
     s2d_config.check(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.generate.shard_id is not None:
+        # One shard of data-parallel generation: the later stages run once, in the run that joins the shards.
+        d = generate.run(cfg)
+        log.info("generate shard %s of %s done: %s", cfg.generate.shard_id, cfg.generate.num_shards, d)
+        return {}
     cell = cell_of(cfg)
     tracker = instantiate(cfg.logger)
     # A cell that did not finish (killed, or failed) continues its W&B run when started again.

@@ -62,7 +62,8 @@ def test_content_keys_change_the_generate_key(override):
 @pytest.mark.parametrize("override", [
     "backend.batch_size=4", "backend.threads=1", "backend.progress=false", "backend.device=cuda",
     "backend.shared_prefill=false", "generate.chunk_size=3", "logger=none", "paths.output_dir=/elsewhere",
-    "filter=none", "train.trainer.max_steps=5", "eval.max_new_tokens=5",
+    "filter=none", "train.trainer.max_steps=5", "eval.max_new_tokens=5", "generate.num_shards=4",
+    "generate.shard_id=1",
 ])
 def test_infrastructure_and_downstream_keys_keep_the_generate_key(override):
     assert cache.generate_key(cfg_of(*BASE, override)) == cache.generate_key(cfg_of(*BASE))
@@ -146,3 +147,30 @@ def test_killed_generation_resumes_without_loss_or_duplicates(tiny_model_dir, tm
     assert rows[: len(partial) // 2 * 2] == partial[: len(partial) // 2 * 2]
     done = json.loads((gen_dir / "DONE.json").read_text())
     assert done["completion_tokens"] == sum(c["completion_tokens"] for r in rows for c in r["calls"])
+
+
+def test_shards_are_disjoint_cover_the_inputs_and_join_into_the_unsharded_records(tiny_model_dir, tmp_path):
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=11", "generate.chunk_size=2",
+                               "generate.temperature=0.9")
+    ref = read_jsonl(generate.run(cfg_of(*overrides, f"paths.cache_dir={tmp_path / 'ref'}")) / "traces.jsonl")
+    shard_ids = []
+    for i in (2, 0, 1):  # any order, as array jobs finish
+        d = generate.run(cfg_of(*overrides, "generate.num_shards=3", f"generate.shard_id={i}"))
+        assert d.name == f"{i}-of-3" and (d / "DONE.json").exists()
+        shard_ids.append({r["example_id"] for r in read_jsonl(d / "traces.jsonl")})
+    assert sum(map(len, shard_ids)) == 11 == len(set().union(*shard_ids))  # disjoint and covering
+    joined = generate.run(cfg_of(*overrides, "generate.num_shards=3"))
+    assert read_jsonl(joined / "traces.jsonl") == ref  # same samples, same order as one process
+    assert json.loads((joined / "DONE.json").read_text())["shards"] == 3
+
+
+def test_joining_incomplete_shards_names_the_missing_ones(tiny_model_dir, tmp_path):
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "generate.chunk_size=2")
+    generate.run(cfg_of(*overrides, "generate.num_shards=3", "generate.shard_id=1"))
+    with pytest.raises(RuntimeError, match=r"2 of 3 shards are not done \(\[0, 2\]\).*generate.shard_id=<i>"):
+        generate.run(cfg_of(*overrides, "generate.num_shards=3"))
+    with pytest.raises(ValueError, match="0 <= shard_id < num_shards"):
+        generate.run(cfg_of(*overrides, "generate.num_shards=3", "generate.shard_id=3"))
+    # a shard job stops after generation: no filter, training or evaluation
+    assert run(cfg_of(*overrides, "generate.num_shards=3", "generate.shard_id=0")) == {}
+    assert not (tmp_path / "cache" / "train").exists()

@@ -76,14 +76,19 @@ def run_in_chunks(
     samp: Sampling,
     chunk_size: int,
     fn: Callable[[Sequence[Example], Sampling], list[Trace]],
+    only: Callable[[int], bool] | None = None,
 ) -> tuple[list[Trace], int]:
     """Run `fn` over fixed chunks of examples, appending each finished chunk's traces to `path`.
 
     Chunks already complete on disk are skipped, and a chunk cut short by a kill is dropped and
     redone, so a resumed run writes exactly the records of an uninterrupted one. Chunk i samples with
-    seed + i, so its samples do not depend on which chunks ran before it. Returns (traces, chunks run).
+    seed + i, so its samples do not depend on which chunks ran before it, nor on which process ran it:
+    `only(i)` restricts the work to some chunks (a shard), whose records equal the unsharded run's.
+    Returns (traces, chunks run).
     """
     chunks = [list(examples[i : i + chunk_size]) for i in range(0, len(examples), chunk_size)]
+    if only is not None:
+        chunks = [c if only(i) else [] for i, c in enumerate(chunks)]
     rows = read_jsonl(path)
     per_example = Counter(r["example_id"] for r in rows)
     complete = {i for i, c in enumerate(chunks) if all(per_example[e.id] == samp.n for e in c)}

@@ -133,6 +133,8 @@ class Organism:
         log.info("organism: fine-tuning %s on %d worked solutions (%s), once; cached in %s", self.base.name,
                  len(rows), ", ".join(self.tasks_cfg), out)
         info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
+        if not info.pop("global_zero"):
+            return out
         counts = {n: {k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in ("solution", "replay")}
                   for n in self.tasks_cfg}
         mark_done(out, {"stage": "organism", **info, "tasks": counts})

@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
 from s2d.stages import evaluate, filter as filter_stage, generate, report, train
+from s2d.tracking import NoTracker
 
 log = logging.getLogger("s2d")
 
@@ -49,11 +50,40 @@ def link_stages(run_dir: Path, dirs: dict) -> None:
         link.symlink_to(Path(target).resolve(), target_is_directory=True)
 
 
+def process_rank() -> int:
+    """This process's rank under a multi-process launcher (Lightning DDP's own children, torchrun, SLURM
+    tasks); 0 for a plain run."""
+    import os
+
+    ranks = [os.environ.get(v) for v in ("RANK", "LOCAL_RANK", "NODE_RANK")]
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        ranks.append(os.environ.get("SLURM_PROCID"))
+    return max((int(r) for r in ranks if r and r.isdigit()), default=0)
+
+
+def follow(cfg: DictConfig, poll_seconds: float = 10.0) -> dict:
+    """A data-parallel follower: wait until the lead process (rank 0) has generated and filtered, join the
+    distributed training, and leave evaluation and reporting to the lead."""
+    from s2d.artifacts import is_done
+    from s2d.stages import stage_dir
+
+    gen_key = cache.generate_key(cfg)
+    filter_dir = stage_dir(cfg, "filter", cache.filter_key(cfg, gen_key))
+    log.info("rank %d: waiting for the lead process to finish %s", process_rank(), filter_dir)
+    while not is_done(filter_dir):
+        time.sleep(poll_seconds)
+    train.run(cfg, filter_dir, NoTracker())  # Lightning's loggers write from rank 0 only anyway
+    log.info("rank %d: training done; evaluation runs on rank 0", process_rank())
+    return {}
+
+
 def run(cfg: DictConfig) -> dict:
     """The whole loop on one config; returns the metrics also written to metrics.json."""
     s2d_config.check(cfg)
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if process_rank() > 0:
+        return follow(cfg)
     if cfg.generate.shard_id is not None:
         # One shard of data-parallel generation: the later stages run once, in the run that joins the shards.
         d = generate.run(cfg)

@@ -29,7 +29,9 @@ def compose_cfg(overrides, tmp_path):
 def test_expected_options_exist():
     assert options("method") == ["bsm", "cot", "cot_fewshot", "rar1", "rar2", "s2a", "system1"]
     assert options("filter") == ["input_perturbation", "none", "self_consistency", "usc"]
-    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "mt_bench", "oasst2", "triviaqa"]
+    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "mt_bench", "multiplication", "oasst2", "triviaqa"]
+    assert options("model") == ["organism", "smollm2-135m"] and options("train") == ["full", "lora"]
+    assert options("train/trainer") == ["cpu", "ddp", "deepspeed", "fsdp", "gpu"]
     assert options("logger") == ["none", "wandb"]
     assert "smollm2-135m" in options("model") and "hf" in options("backend") and "full" in options("train")
 
@@ -95,3 +97,31 @@ def test_bad_values_are_named_before_any_stage_runs(override, message, tmp_path)
     with pytest.raises(ValueError) as e:
         check(compose_cfg([override], tmp_path))
     assert message in str(e.value)
+
+
+@pytest.mark.parametrize("trainer", ["cpu", "gpu", "ddp", "fsdp", "deepspeed"])
+@pytest.mark.parametrize("train", ["full", "lora"])
+def test_trainer_configs_compose_with_devices_and_nodes(trainer, train, tmp_path):
+    cfg = compose_cfg([f"train={train}", f"train/trainer={trainer}", "train.trainer.num_nodes=2"], tmp_path)
+    t = cfg.train.trainer
+    assert t.num_nodes == 2 and t.devices == (1 if trainer in ("cpu", "gpu") else 8)
+    assert t.precision == ("32-true" if trainer == "cpu" else "bf16-mixed")
+    assert ("lora" in cfg.train) == (train == "lora")
+    if trainer == "cpu":
+        assert instantiate(t, logger=False, default_root_dir=str(tmp_path)).num_nodes == 2
+
+
+@pytest.mark.parametrize("launcher", ["slurm", "local"])
+def test_launcher_configs_compose(launcher, tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}", "train/trainer=ddp",
+                                           "train.trainer.devices=4", "train.trainer.num_nodes=2"],
+                      return_hydra_config=True)
+    launcher_cfg = cfg.hydra.launcher
+    if launcher == "slurm":
+        assert launcher_cfg._target_.endswith("SlurmLauncher")
+        # one SLURM task per training device, on as many nodes as the trainer spans
+        assert (launcher_cfg.tasks_per_node, launcher_cfg.gpus_per_node, launcher_cfg.nodes) == (4, 4, 2)
+        assert launcher_cfg.max_num_timeout > 0 and launcher_cfg.additional_parameters.requeue
+    else:
+        assert launcher_cfg._target_.endswith("JoblibLauncher") and launcher_cfg.n_jobs == 2

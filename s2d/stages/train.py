@@ -32,6 +32,8 @@ def run(cfg: DictConfig, filter_dir: Path, tracker, before_training=None) -> Pat
         return out
     info = fit([(r["prompt"], r["target"]) for r in rows], instantiate(cfg.model), cfg.train, out, cfg.seed,
                logger=tracker.lightning_logger(), before_training=before_training)
+    if not info.pop("global_zero"):
+        return out  # a DDP follower: the lead process records the stage
     info = mark_done(out, {"stage": "train", "trained": True, **info, "config": resolved(cfg)})
     log.info("train: %d pairs, %d steps in %.1fs, final loss %s", len(rows), info["steps"], info["seconds"],
              info["train/loss"])

@@ -27,12 +27,17 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     """Fine-tune `source`'s model on `pairs` as `train` (a conf/train node) says; save it to `out/model`.
 
     An atomic `out/checkpoints/last.ckpt` is written each epoch, and a killed run started again resumes
-    from it; call `drop_checkpoints(out)` once the result is recorded. Returns the run's facts (steps, final loss, seconds, peak memory).
+    from it; call `drop_checkpoints(out)` once the result is recorded. Returns the run's facts (steps, final
+    loss, seconds, peak memory); under DDP, processes other than the lead save nothing and return
+    `global_zero: False`.
     """
     if before_training is not None:
         before_training()
     pl.seed_everything(seed, workers=True, verbose=False)
     model, tok = source.load(train.dtype)
+    lora = train.get("lora")
+    if lora:
+        model = with_lora(model, lora)
     data = SFTDataModule(pairs, tok, batch_size=train.batch_size, max_length=train.max_length, seed=seed)
     module = instantiate(train.module, model=model)
     ckpt_dir = out / "checkpoints"
@@ -48,12 +53,35 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     # weights_only: the checkpoint is read without unpickling arbitrary objects.
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.time() - t0
-    model.save_pretrained(out / "model")
+    if not trainer.is_global_zero:
+        # Data-parallel followers hold the same weights; the lead process alone writes the result.
+        return {"global_zero": False, "steps": trainer.global_step}
+    if lora and lora.merge_on_save:
+        model = model.merge_and_unload()  # plain weights: any engine loads them like a full fine-tune
+    model.save_pretrained(out / "model")  # a PEFT model writes only its adapter (adapter_config.json)
     tok.save_pretrained(out / "model")
     loss = trainer.callback_metrics.get("train/loss")
-    return {"pairs": len(pairs), "steps": trainer.global_step, "resumed_from_checkpoint": resume is not None,
+    return {"global_zero": True, "pairs": len(pairs), "steps": trainer.global_step,
+            "resumed_from_checkpoint": resume is not None,
             "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
             "seconds_per_step": seconds / max(1, trainer.global_step), "peak_rss_gib": peak_rss_gib()}
+
+
+def with_lora(model, lora: DictConfig):
+    """The model wrapped by PEFT with LoRA adapters as `train.lora` says; only adapter weights train."""
+    from omegaconf import OmegaConf
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora.target_modules
+    targets = targets if isinstance(targets, str) else list(OmegaConf.to_container(targets))
+    config = LoraConfig(r=int(lora.r), lora_alpha=int(lora.alpha), lora_dropout=float(lora.dropout),
+                        target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(model, config)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    log.info("train: LoRA r=%d on %s: %d of %d parameters train (%.2f%%)", config.r, targets, trainable, total,
+             100 * trainable / total)
+    return model
 
 
 def drop_checkpoints(out: Path) -> None:

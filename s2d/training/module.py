@@ -49,7 +49,8 @@ class SFTModule(pl.LightningModule):
         return loss
 
     def configure_optimizers(self):
-        opt = self.optimizer_factory(self.model.parameters())
+        # Frozen weights (all but the adapters under LoRA) get no optimizer state.
+        opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])
         total = max(1, int(self.trainer.estimated_stepping_batches))
         warm = self.warmup_steps
 

@@ -130,8 +130,9 @@ class Organism:
         out.mkdir(parents=True, exist_ok=True)
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)
-        log.info("organism: fine-tuning %s on %d worked solutions (%s), once; cached in %s", self.base.name,
-                 len(rows), ", ".join(self.tasks_cfg), out)
+        replay = sum(r["kind"] == "replay" for r in rows)
+        log.info("organism: fine-tuning %s on %d worked solutions and %d System 1 replay pairs (%s), once; "
+                 "cached in %s", self.base.name, len(rows) - replay, replay, ", ".join(self.tasks_cfg), out)
         info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
         if not info.pop("global_zero"):
             return out

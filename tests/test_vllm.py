@@ -94,3 +94,56 @@ def test_vllm_and_hf_agree_on_greedy_outputs_and_token_counts():
     assert [c[0].prompt_tokens for c in vl] == [c[0].prompt_tokens for c in hf]
     same = sum(a[0].text == b[0].text and a[0].completion_tokens == b[0].completion_tokens for a, b in zip(vl, hf))
     assert same >= 2, [(a[0].text, b[0].text) for a, b in zip(vl, hf)]
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch):
+    """The engine process imports tests/assets/fake_vllm's `vllm` (spawned children inherit sys.path)."""
+    import importlib.util
+    import sys
+
+    from conftest import ROOT
+
+    if importlib.util.find_spec("vllm") is not None and "fake_vllm" not in str(importlib.util.find_spec("vllm").origin):
+        pytest.skip("the real vllm is installed; the GPU test covers the engine")
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "assets" / "fake_vllm"))
+    yield
+    sys.modules.pop("vllm", None)
+
+
+def test_engine_process_round_trip_and_release(fake_vllm, tiny_model_dir):
+    from s2d.llm.model import ModelSource
+
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), tensor_parallel_size=2)
+    prompts = ["abc", [{"role": "user", "content": "a longer question"}]]
+    out = backend.generate(prompts, Sampling(n=2, temperature=0.7, max_new_tokens=5))
+    ids = [backend.encode(p) for p in prompts]
+    assert [[c.text for c in comps] for comps in out] == [
+        [f"len={len(ids[i])} k={k} t=0.7 max=5 tp=2" for k in range(2)] for i in range(2)]
+    assert [[(c.prompt_tokens, c.completion_tokens) for c in comps] for comps in out] == [
+        [(len(ids[i]), 3), (len(ids[i]), 4)] for i in range(2)]
+    proc = backend._proc
+    assert proc.is_alive()
+    backend.release()  # ends the engine process (its GPU memory goes with it)
+    assert not proc.is_alive() and backend._proc is None
+    again = backend.generate(["abc"], Sampling(n=1, temperature=0.0, max_new_tokens=2))  # starts a new one
+    assert again[0][0].text.startswith("len=") and again[0][0].completion_tokens == 2
+    backend.release()
+
+
+def test_adapter_is_served_with_a_lora_request_and_probed(fake_vllm, tiny_model_dir, tmp_path):
+    from s2d.llm.model import ModelSource
+
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir)}))
+    for f in tiny_model_dir.iterdir():  # the trainer saves the tokenizer next to the adapter
+        if f.suffix != ".safetensors" and "config" not in f.name or f.name == "tokenizer_config.json":
+            (adapter / f.name).write_bytes(f.read_bytes())
+    backend = V.VLLMBackend(ModelSource(name="distilled", name_or_path=str(adapter)), probe_adapter=2)
+    try:
+        out = backend.generate(["q1", "q2", "q3"], Sampling(n=1, temperature=0.0, max_new_tokens=4))
+        assert all(f"lora={V.ADAPTER_NAME}" in c[0].text for c in out)
+        assert backend.adapter_check == {"probes": 2, "changed": 2}
+    finally:
+        backend.release()

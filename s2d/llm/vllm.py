@@ -15,6 +15,7 @@ import json
 import logging
 import multiprocessing as mp
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Sequence
 
 from s2d.llm.base import Prompt
@@ -98,7 +99,8 @@ def _engine_main(conn, engine: dict, adapter: str | None) -> None:
         try:
             outs = llm.generate(requests, SamplingParams(**params), lora_request=lora if use_adapter else None,
                                 use_tqdm=False)
-            conn.send(("ok", [[(o.text, list(o.token_ids)) for o in r.outputs] + [len(r.prompt_token_ids)]
+            conn.send(("ok", [{"prompt_token_ids": list(r.prompt_token_ids),
+                               "outputs": [{"text": o.text, "token_ids": list(o.token_ids)} for o in r.outputs]}
                               for r in outs]))
         except Exception as e:  # the parent re-raises it with the engine's message
             conn.send(("error", f"{type(e).__name__}: {e}"))
@@ -175,12 +177,8 @@ class VLLMBackend:
         status, payload = self._conn.recv()
         if status != "ok":
             raise RuntimeError(f"vLLM generation failed: {payload}")
-        out = []
-        for row in payload:
-            prompt_tokens = row[-1]
-            out.append([Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=len(ids))
-                        for text, ids in row[:-1]])
-        return out
+        return completions_of(SimpleNamespace(prompt_token_ids=r["prompt_token_ids"],
+                                              outputs=[SimpleNamespace(**o) for o in r["outputs"]]) for r in payload)
 
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "") -> list[list[Completion]]:
         self._start()

@@ -61,10 +61,23 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     model.save_pretrained(out / "model")  # a PEFT model writes only its adapter (adapter_config.json)
     tok.save_pretrained(out / "model")
     loss = trainer.callback_metrics.get("train/loss")
-    return {"global_zero": True, "pairs": len(pairs), "steps": trainer.global_step,
+    steps = trainer.global_step
+    del trainer, module, model, data
+    _free_accelerator_memory()  # an engine for evaluation (vLLM) needs the GPU memory the trainer held
+    return {"global_zero": True, "pairs": len(pairs), "steps": steps,
             "resumed_from_checkpoint": resume is not None,
             "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
-            "seconds_per_step": seconds / max(1, trainer.global_step), "peak_rss_gib": peak_rss_gib()}
+            "seconds_per_step": seconds / max(1, steps), "peak_rss_gib": peak_rss_gib()}
+
+
+def _free_accelerator_memory() -> None:
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def with_lora(model, lora: DictConfig):

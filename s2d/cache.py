@@ -58,11 +58,20 @@ def method_key(node: DictConfig) -> dict:
     return {"config": content(node), "prompt_version": getattr(get_class(node._target_), "version", 0)}
 
 
-def task_key(cfg: DictConfig) -> dict:
-    """The task's config, its class's version (prompts and answer extraction) and its data files' digests."""
+def task_key(cfg: DictConfig, split: str = "train") -> dict:
+    """The task's config, its class's version (prompts and answer extraction) and its data files' digests.
+
+    For the eval split (`split="eval"`), keys the task class lists in `train_only_keys` are left out:
+    e.g. the synthetic tasks' eval items do not depend on `n_train`, so a sweep over the number of
+    unlabeled inputs evaluates System 1 and System 2 once.
+    """
     from s2d.tasks.base import DataNotFound, resolve_data_path
 
-    key = {"config": content(cfg.task), "version": getattr(get_class(cfg.task._target_), "version", 0)}
+    cls = get_class(cfg.task._target_)
+    config = content(cfg.task)
+    if split == "eval":
+        config = {k: v for k, v in config.items() if k not in getattr(cls, "train_only_keys", ())}
+    key = {"config": config, "version": getattr(cls, "version", 0)}
     for name in ("path", "train_path", "eval_path", "judgments_path", "questions_path"):
         value = cfg.task.get(name)
         if not value:
@@ -108,7 +117,7 @@ def train_key(cfg: DictConfig, filter_: str) -> str:
 
 def evaluate_key(cfg: DictConfig, system: str, train: str | None) -> str:
     """System 1 depends on model and task only, so every method and filter in a sweep shares it."""
-    parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg), content(cfg.eval), cfg.seed]
+    parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg, "eval"), content(cfg.eval), cfg.seed]
     if system == "system1":
         parts.append(method_key(cfg.system1))
     if system == "system2":

@@ -90,6 +90,24 @@ def test_downstream_keys():
     assert cache.evaluate_key(a, "distilled", "t1") != cache.evaluate_key(a, "distilled", "t2")
 
 
+@pytest.mark.parametrize("task", ["last_letter", "coin_flip", "multiplication"])
+def test_eval_keys_of_synthetic_tasks_ignore_the_number_of_unlabeled_inputs(task):
+    from hydra.utils import instantiate
+
+    small, large = cfg_of(*BASE, f"task={task}", "task.n_train=8"), cfg_of(*BASE, f"task={task}", "task.n_train=64")
+    # the eval items are the same, so System 1 and System 2 are evaluated once across a data-size sweep …
+    assert [e.input for e in instantiate(small.task).eval_examples()] == \
+        [e.input for e in instantiate(large.task).eval_examples()]
+    assert cache.evaluate_key(small, "system1", None) == cache.evaluate_key(large, "system1", None)
+    assert cache.evaluate_key(small, "system2", None) == cache.evaluate_key(large, "system2", None)
+    # … while generation (and so the distilled model) follows the unlabeled inputs, which are nested
+    assert cache.generate_key(small) != cache.generate_key(large)
+    assert [e.input for e in instantiate(small.task).train_examples()] == \
+        [e.input for e in instantiate(large.task).train_examples()][:8]
+    assert cache.evaluate_key(small, "system1", None) != cache.evaluate_key(
+        cfg_of(*BASE, f"task={task}", "task.n_eval=7"), "system1", None)
+
+
 def test_rerun_of_finished_config_makes_no_model_calls(tiny_model_dir, tmp_path, monkeypatch):
     calls = {"generate": 0, "load": 0}
     real_generate, real_load = HFBackend.generate, ModelSource.load

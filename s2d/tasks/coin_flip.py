@@ -24,6 +24,7 @@ class CoinFlip:
     """Seeded synthetic items with `n_people` people (paper: 2); eval can come from RaR's `coin_val.json`."""
 
     name = "coin_flip"
+    train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts or answer extraction change: cached stages are then redone
     rephrase_note = "Keep every detail of the original question."
     respond_suffix = "Answer the Yes or No question."

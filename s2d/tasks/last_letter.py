@@ -23,6 +23,7 @@ class LastLetter:
     """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
 
     name = "last_letter"
+    train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts or answer extraction change: cached stages are then redone
     respond_suffix = ""
 

@@ -16,6 +16,7 @@ class Multiplication:
     """Seeded products of a `digits_a`-digit and a `digits_b`-digit number."""
 
     name = "multiplication"
+    train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts, solutions or answer extraction change: cached stages are then redone
     rephrase_note = "Keep both numbers exactly as they are."
     respond_suffix = "Give the product as a number."

@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 from s2d.artifacts import is_done, mark_done, rewrite_jsonl
 from s2d.llm.model import ModelSource
 from s2d.methods.cot import CoT
+from s2d.stages import stage_lock
 
 log = logging.getLogger(__name__)
 
@@ -122,12 +123,17 @@ class Organism:
 
     def build(self) -> Path:
         """Train the organism unless it is cached; returns its directory."""
-        from s2d.training.fit import drop_checkpoints, fit
-
         out = self.directory
         if is_done(out):
             return out
-        out.mkdir(parents=True, exist_ok=True)
+        with stage_lock(out):  # parallel cells wait for one build instead of training it twice
+            if not is_done(out):
+                self._build(out)
+        return out
+
+    def _build(self, out: Path) -> None:
+        from s2d.training.fit import drop_checkpoints, fit
+
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)
         replay = sum(r["kind"] == "replay" for r in rows)
@@ -135,13 +141,12 @@ class Organism:
                  "cached in %s", self.base.name, len(rows) - replay, replay, ", ".join(self.tasks_cfg), out)
         info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
         if not info.pop("global_zero"):
-            return out
+            return
         counts = {n: {k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in ("solution", "replay")}
                   for n in self.tasks_cfg}
         mark_done(out, {"stage": "organism", **info, "tasks": counts})
         drop_checkpoints(out)
         log.info("organism: %d steps in %.0f s, final loss %s", info["steps"], info["seconds"], info["train/loss"])
-        return out
 
     def load(self, dtype: str = "float32"):
         self.build()

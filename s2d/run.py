@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
-from s2d.stages import evaluate, filter as filter_stage, generate, report, train
+from s2d.stages import evaluate, filter as filter_stage, generate, process_rank, report, train
 from s2d.tracking import NoTracker
 
 log = logging.getLogger("s2d")
@@ -48,17 +48,6 @@ def link_stages(run_dir: Path, dirs: dict) -> None:
         if link.is_symlink() or link.exists():
             link.unlink()
         link.symlink_to(Path(target).resolve(), target_is_directory=True)
-
-
-def process_rank() -> int:
-    """This process's rank under a multi-process launcher (Lightning DDP's own children, torchrun, SLURM
-    tasks); 0 for a plain run."""
-    import os
-
-    ranks = [os.environ.get(v) for v in ("RANK", "LOCAL_RANK", "NODE_RANK")]
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        ranks.append(os.environ.get("SLURM_PROCID"))
-    return max((int(r) for r in ranks if r and r.isdigit()), default=0)
 
 
 def follow(cfg: DictConfig, poll_seconds: float = 10.0) -> dict:

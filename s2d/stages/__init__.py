@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -15,6 +16,38 @@ from s2d.llm.base import render_prompt
 from s2d.types import Example, Sampling, Trace
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def stage_lock(out: Path):
+    """Hold `out`'s lock while computing it: a second process that wants the same stage (a parallel cell
+    of a sweep, the same command started twice) waits, then finds it done instead of writing the same
+    records concurrently. POSIX record locks: released when the process ends, also on a kill, and they
+    work on NFS. Not for nesting on one directory within a process (the inner release frees both)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("%s: another process is computing this stage; waiting for it", out)
+            fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)
+
+
+def process_rank() -> int:
+    """This process's rank under a multi-process launcher (Lightning DDP's own children, torchrun, SLURM
+    tasks); 0 for a plain run."""
+    import os
+
+    ranks = [os.environ.get(v) for v in ("RANK", "LOCAL_RANK", "NODE_RANK")]
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        ranks.append(os.environ.get("SLURM_PROCID"))
+    return max((int(r) for r in ranks if r and r.isdigit()), default=0)
 
 
 def stage_dir(cfg: DictConfig, stage: str, key: str) -> Path:
@@ -49,21 +82,27 @@ def load_task(cfg: DictConfig, llm=None):
     if not getattr(task, "needs_model", False):
         return task
     out = stage_dir(cfg, "inputs", cache.inputs_key(cfg))
-    if not is_done(out):
-        requests = task.draft_requests()
-        llm = llm or instantiate(cfg.backend)
-        comps = llm.generate([p for _, p in requests], Sampling(n=1, temperature=0.0, max_new_tokens=24,
-                                                               seed=int(cfg.seed)), desc="draft inputs")
-        rewrite_jsonl(out / "drafts.jsonl", [{"id": qid, "prompt": render_prompt(p), "text": c[0].text,
-                                              "completion_tokens": c[0].completion_tokens}
-                                             for (qid, p), c in zip(requests, comps)])
-        task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
-        info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
-                               "config": resolved(cfg)})
-        log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})
-    else:
-        task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    with stage_lock(out):
+        if not is_done(out):
+            _draft_inputs(cfg, task, out, llm)
+    task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
     return task
+
+
+def _draft_inputs(cfg: DictConfig, task, out: Path, llm) -> None:
+    from hydra.utils import instantiate
+
+    requests = task.draft_requests()
+    llm = llm or instantiate(cfg.backend)
+    comps = llm.generate([p for _, p in requests], Sampling(n=1, temperature=0.0, max_new_tokens=24,
+                                                           seed=int(cfg.seed)), desc="draft inputs")
+    rewrite_jsonl(out / "drafts.jsonl", [{"id": qid, "prompt": render_prompt(p), "text": c[0].text,
+                                          "completion_tokens": c[0].completion_tokens}
+                                         for (qid, p), c in zip(requests, comps)])
+    task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
+                           "config": resolved(cfg)})
+    log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})
 
 
 def resolved(cfg: DictConfig) -> dict:

@@ -13,7 +13,7 @@ from s2d import cache
 from s2d.artifacts import is_done, mark_done, require_done, rewrite_jsonl
 from s2d.llm.model import ModelSource
 from s2d.methods.system1 import System1
-from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir
+from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -91,20 +91,27 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
         if is_done(out):
             log.info("evaluate %s: reusing %s", system, out)
             continue
-        if system == "distilled":
-            llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
-            # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
-            method = System1()
-        else:
-            llm = base
-            method = instantiate(cfg.system1) if system == "system1" else instantiate(cfg.method)
-        examples = task.eval_examples()
-        traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
-                                  lambda chunk, s: method.run(chunk, task, llm, s))
-        rows, metrics = score(examples, traces, task, system)
-        rewrite_jsonl(out / "predictions.jsonl", rows)
-        mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,
-                        "config": resolved(cfg)})
-        log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, metrics[f"{system}/accuracy"],
-                 metrics[f"{system}/tokens_per_input"])
+        with stage_lock(out):
+            if not is_done(out):
+                _evaluate(cfg, system, out, task, base, train_dir, samp)
     return dirs
+
+
+def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Path, samp) -> None:
+    """Greedy (or k-sample) answers of one system on the eval split, scored, into `out`."""
+    if system == "distilled":
+        llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
+        # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
+        method = System1()
+    else:
+        llm = base
+        method = instantiate(cfg.system1) if system == "system1" else instantiate(cfg.method)
+    examples = task.eval_examples()
+    traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
+                              lambda chunk, s: method.run(chunk, task, llm, s))
+    rows, metrics = score(examples, traces, task, system)
+    rewrite_jsonl(out / "predictions.jsonl", rows)
+    mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,
+                    "config": resolved(cfg)})
+    log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, metrics[f"{system}/accuracy"],
+             metrics[f"{system}/tokens_per_input"])

@@ -12,7 +12,7 @@ from omegaconf import DictConfig
 from s2d.config import TARGETS
 from s2d import cache
 from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
-from s2d.stages import resolved, stage_dir
+from s2d.stages import resolved, stage_dir, stage_lock
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,13 @@ def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
     if is_done(out):
         log.info("filter: reusing %s", out)
         return out
+    with stage_lock(out):
+        if not is_done(out):
+            _filter(cfg, generate_dir, out, llm)
+    return out
+
+
+def _filter(cfg: DictConfig, generate_dir: Path, out: Path, llm) -> None:
     task = instantiate(cfg.task)
     flt = instantiate(cfg.filter)
     if getattr(flt, "needs_model", False) and llm is None:
@@ -85,4 +92,3 @@ def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
     mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats, "config": resolved(cfg)})
     log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
              stats["filter/seen"], stats["filter/yield"])
-    return out

@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, rewrite_jsonl
-from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir
+from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,17 @@ def run(cfg: DictConfig, llm=None) -> Path:
         log.info("generate: reusing %s", out)
         return out
     if shard is not None:
-        return _run_shard(cfg, out, shard, shards, llm)
+        d = shard_dir(out, shard, shards)
+        with stage_lock(d):
+            return _run_shard(cfg, out, shard, shards, llm)
+    with stage_lock(out):
+        if is_done(out):
+            log.info("generate: reusing %s (computed meanwhile by another process)", out)
+            return out
+        return _generate(cfg, out, shards, llm)
+
+
+def _generate(cfg: DictConfig, out: Path, shards: int, llm) -> Path:
     task = None
     if shards > 1:
         samp = sampling(cfg.generate, cfg.seed)
@@ -77,7 +87,6 @@ def run(cfg: DictConfig, llm=None) -> Path:
 
 def _run_shard(cfg: DictConfig, out: Path, shard: int, shards: int, llm) -> Path:
     d = shard_dir(out, shard, shards)
-    d.mkdir(parents=True, exist_ok=True)
     if is_done(d):
         log.info("generate: shard %d of %d already done in %s", shard, shards, d)
         return d

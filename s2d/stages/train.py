@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_jsonl, require_done
-from s2d.stages import resolved, stage_dir
+from s2d.stages import process_rank, resolved, stage_dir, stage_lock
 from s2d.training.fit import drop_checkpoints, fit
 
 log = logging.getLogger(__name__)
@@ -23,6 +23,16 @@ def run(cfg: DictConfig, filter_dir: Path, tracker, before_training=None) -> Pat
     if is_done(out):
         log.info("train: reusing %s", out)
         return out
+    if process_rank() > 0:  # a DDP follower joins the lead process's training, which holds the lock
+        return _train(cfg, filter_dir, out, tracker, before_training)
+    with stage_lock(out):
+        if is_done(out):
+            log.info("train: reusing %s (trained meanwhile by another process)", out)
+            return out
+        return _train(cfg, filter_dir, out, tracker, before_training)
+
+
+def _train(cfg: DictConfig, filter_dir: Path, out: Path, tracker, before_training) -> Path:
     rows = read_jsonl(filter_dir / "targets.jsonl")
     if not rows:
         # Nothing passed the filter: a real outcome for a weak model, reported rather than crashed on.

@@ -161,3 +161,16 @@ def test_reduced_organism_shows_the_papers_ordering(tmp_path):
     organism = next((tmp_path / "cache" / "organism").iterdir())
     done = json.loads((organism / "DONE.json").read_text())
     assert done["tasks"] == {"coin_flip": {"solution": 64, "replay": 16}}
+
+
+@pytest.mark.parametrize("model", ["organism", "smollm2-135m"])
+def test_the_distilled_model_replaces_any_model_config_in_the_backend(model, tmp_path):
+    from s2d.llm.hf import HFBackend
+    from s2d.llm.model import ModelSource
+    from s2d.stages.evaluate import distilled_backend
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=[f"model={model}", "backend.batch_size=7"])
+    llm = distilled_backend(cfg, tmp_path)
+    assert isinstance(llm, HFBackend) and llm.batch_size == 7
+    assert type(llm.source) is ModelSource and llm.source.name_or_path == str(tmp_path / "model")

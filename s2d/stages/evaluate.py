@@ -7,11 +7,10 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, require_done, rewrite_jsonl
-from s2d.llm.model import ModelSource
 from s2d.methods.system1 import System1
 from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
 from s2d.types import Example, Trace
@@ -97,10 +96,22 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
     return dirs
 
 
+def distilled_backend(cfg: DictConfig, train_dir: Path):
+    """The configured backend, on the distilled model in `train_dir/model` instead of the configured model.
+
+    The backend's `model` node is replaced, not merged: merged into a model config of another kind (the
+    organism's), its `_target_` and keys would survive and build the wrong source.
+    """
+    node = OmegaConf.to_container(cfg.backend, resolve=True)
+    node["model"] = {"_target_": "s2d.llm.model.ModelSource", "name": "distilled",
+                     "name_or_path": str(train_dir / "model")}
+    return instantiate(node)
+
+
 def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Path, samp) -> None:
     """Greedy (or k-sample) answers of one system on the eval split, scored, into `out`."""
     if system == "distilled":
-        llm = instantiate(cfg.backend, model=ModelSource(name="distilled", name_or_path=str(train_dir / "model")))
+        llm = distilled_backend(cfg, train_dir)
         # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
         method = System1()
     else:

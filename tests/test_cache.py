@@ -194,22 +194,28 @@ def test_joining_incomplete_shards_names_the_missing_ones(tiny_model_dir, tmp_pa
     assert not (tmp_path / "cache" / "train").exists()
 
 
+def hold_stage_lock(out, seconds, then=""):
+    """A process that takes `out`'s stage lock, marks 'started', sleeps, runs `then`, and lets go."""
+    code = ("import time, pathlib\n"
+            "from s2d.stages import stage_lock\n"
+            f"out = pathlib.Path({str(out)!r})\n"
+            "with stage_lock(out):\n"
+            "    (out / 'started').write_text('1')\n"
+            f"    time.sleep({seconds})\n"
+            f"    {then or 'pass'}\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT)
+    deadline = time.time() + 60
+    while not (out / "started").exists() and time.time() < deadline:
+        time.sleep(0.02)
+    return proc
+
+
 def test_a_stage_computed_by_another_process_is_waited_for_not_redone(tmp_path):
     """Two processes wanting the same stage: the second waits on the stage lock, then finds it done."""
     from s2d.stages import stage_lock
 
     out = tmp_path / "stage"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time, pathlib\n"
-        "from s2d.stages import stage_lock\n"
-        f"out = pathlib.Path({str(out)!r})\n"
-        "with stage_lock(out):\n"
-        "    (out / 'started').write_text('1')\n"
-        "    time.sleep(2)\n"
-        "    (out / 'DONE.json').write_text('{}')\n")], cwd=ROOT)
-    deadline = time.time() + 60
-    while not (out / "started").exists() and time.time() < deadline:
-        time.sleep(0.02)
+    holder = hold_stage_lock(out, 2, then="(out / 'DONE.json').write_text('{}')")
     t0 = time.time()
     with stage_lock(out):
         waited = time.time() - t0
@@ -222,16 +228,7 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
     from s2d.stages import stage_lock
 
     out = tmp_path / "stage"
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time, pathlib\n"
-        "from s2d.stages import stage_lock\n"
-        f"out = pathlib.Path({str(out)!r})\n"
-        "with stage_lock(out):\n"
-        "    (out / 'started').write_text('1')\n"
-        "    time.sleep(60)\n")], cwd=ROOT)
-    deadline = time.time() + 60
-    while not (out / "started").exists() and time.time() < deadline:
-        time.sleep(0.02)
+    holder = hold_stage_lock(out, 60)
     holder.kill()
     holder.wait()
     t0 = time.time()

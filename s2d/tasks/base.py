@@ -33,6 +33,22 @@ class Task(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
 
+class SplitTask:
+    """Shared part of tasks whose `_items()` returns (train, eval) examples and whose prompt is the input."""
+
+    def _items(self) -> tuple[list[Example], list[Example]]:
+        raise NotImplementedError
+
+    def train_examples(self) -> list[Example]:
+        return self._items()[0]
+
+    def eval_examples(self) -> list[Example]:
+        return self._items()[1]
+
+    def prompt(self, example: Example) -> str:
+        return example.input
+
+
 class DataNotFound(FileNotFoundError):
     pass
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s2d.tasks.base import answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.base import SplitTask, answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
 from s2d.types import Example
 
 _YESNO = re.compile(r"\b(yes|no)\b", re.I)
@@ -20,7 +20,7 @@ def moves_of(question: str) -> list[tuple[str, bool]]:
     return moves
 
 
-class CoinFlip:
+class CoinFlip(SplitTask):
     """Seeded synthetic items with `n_people` people (paper: 2); eval can come from RaR's `coin_val.json`."""
 
     name = "coin_flip"
@@ -75,15 +75,6 @@ class CoinFlip:
             gold = str(require_field(r, "answer", where, "targets")).strip().lower()
             out.append(Example(id=f"file-{i}", input=" ".join(text.split()), gold=gold, meta={"source": str(path)}))
         return out
-
-    def train_examples(self) -> list[Example]:
-        return self._items()[0]
-
-    def eval_examples(self) -> list[Example]:
-        return self._items()[1]
-
-    def prompt(self, example: Example) -> str:
-        return example.input
 
     def extract(self, text: str) -> str | None:
         seg = answer_segment(text)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s2d.tasks.base import answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.base import SplitTask, answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split, require_field, take
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -19,7 +19,7 @@ def words_of(question: str) -> list[str]:
     return q[0].split()
 
 
-class LastLetter:
+class LastLetter(SplitTask):
     """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
 
     name = "last_letter"
@@ -66,15 +66,6 @@ class LastLetter:
     @staticmethod
     def make(id_: str, words: list[str]) -> Example:
         return Example(id=id_, input=QUESTION.format(words=" ".join(words)), gold="".join(w[-1] for w in words).lower())
-
-    def train_examples(self) -> list[Example]:
-        return self._items()[0]
-
-    def eval_examples(self) -> list[Example]:
-        return self._items()[1]
-
-    def prompt(self, example: Example) -> str:
-        return example.input
 
     def extract(self, text: str) -> str | None:
         seg = answer_segment(text)

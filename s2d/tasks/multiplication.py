@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from s2d.tasks.base import synthetic_split
+from s2d.tasks.base import SplitTask, synthetic_split
 from s2d.tasks.gsm8k import extract_number
 from s2d.types import Example
 
 QUESTION = "What is {a} times {b}?"
 
 
-class Multiplication:
+class Multiplication(SplitTask):
     """Seeded products of a `digits_a`-digit and a `digits_b`-digit number."""
 
     name = "multiplication"
@@ -48,15 +48,6 @@ class Multiplication:
     @staticmethod
     def make(id_: str, a: int, b: int) -> Example:
         return Example(id=id_, input=QUESTION.format(a=a, b=b), gold=str(a * b), meta={"a": a, "b": b})
-
-    def train_examples(self) -> list[Example]:
-        return self._items()[0]
-
-    def eval_examples(self) -> list[Example]:
-        return self._items()[1]
-
-    def prompt(self, example: Example) -> str:
-        return example.input
 
     def extract(self, text: str) -> str | None:
         return extract_number(text)

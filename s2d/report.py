@@ -101,6 +101,7 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     tasks = sorted({c["task"] for c in rows})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
@@ -114,6 +115,9 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
             if mine[0][system] is not None:
                 ax.axhline(100 * mine[0][system], linestyle=style, color="gray", label=system)
         ax.set_xscale("log")
+        ax.set_xticks(sorted({c["unlabeled"] for c in mine}))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("unlabeled train inputs (log)")
         ax.set_ylabel("accuracy (%)")
         ax.set_ylim(-5, 105)

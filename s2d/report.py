@@ -96,12 +96,25 @@ def curve_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _log_x_accuracy_axes(ax, title: str, xlabel: str) -> None:
+    """One panel: log-scale x with plain-number ticks, accuracy in % on y."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(-5, 105)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+
+
 def plot_curve(rows: list[dict], path: Path) -> Path:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     tasks = sorted({c["task"] for c in rows})
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
@@ -114,15 +127,8 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         for system, style in (("system1", ":"), ("system2", "--")):
             if mine[0][system] is not None:
                 ax.axhline(100 * mine[0][system], linestyle=style, color="gray", label=system)
-        ax.set_xscale("log")
+        _log_x_accuracy_axes(ax, task, "unlabeled train inputs (log)")
         ax.set_xticks(sorted({c["unlabeled"] for c in mine}))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("unlabeled train inputs (log)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(-5, 105)
-        ax.set_title(task)
-        ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -155,7 +161,7 @@ def plot(pts: list[dict], path: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
+    from matplotlib.ticker import LogLocator
 
     tasks = sorted({p["task"] for p in pts})
     methods = sorted({p["method"] for p in pts})
@@ -167,18 +173,11 @@ def plot(pts: list[dict], path: Path) -> Path:
                        s=70, color=colors[p["method"]], edgecolor="black", linewidth=0.5)
             ax.annotate(p["row"], (max(p["tokens_per_input"], 0.5), 100 * p["accuracy"]), fontsize=7,
                         xytext=(4, 4), textcoords="offset points")
-        ax.set_xscale("log")
+        _log_x_accuracy_axes(ax, task, "generated tokens per input (log)")
         xs = [max(p["tokens_per_input"], 0.5) for p in pts if p["task"] == task and p["accuracy"] is not None]
         if xs:
             ax.set_xlim(min(xs) / 1.5, max(xs) * 1.8)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("generated tokens per input (log)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(-5, 105)
-        ax.set_title(task)
-        ax.grid(alpha=0.3)
     handles = [plt.Line2D([], [], marker=mk, linestyle="", color="gray", label=s) for s, mk in SYSTEM_MARKERS.items()]
     handles += [plt.Line2D([], [], marker="o", linestyle="", color=colors[m], label=f"method {m}") for m in methods]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+
+def request_seed(*parts: Any) -> int:
+    """A seed determined by `parts` alone (e.g. run seed, example id, call stage, sample index), in [0, 2**31)."""
+    return int(hashlib.sha256(repr(parts).encode()).hexdigest()[:15], 16) % 2**31
 
 
 @dataclass
@@ -35,6 +41,7 @@ class Completion:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    truncated: bool = False  # generation hit max_new_tokens: no EOS, no stop string
 
 
 @dataclass
@@ -46,6 +53,12 @@ class Call:
     text: str
     prompt_tokens: int
     completion_tokens: int
+    truncated: bool = False  # the completion hit max_new_tokens (records written before this field read False)
+
+    @classmethod
+    def of(cls, stage: str, prompt: str, c: Completion) -> Call:
+        """The record of one completion."""
+        return cls(stage, prompt, c.text, c.prompt_tokens, c.completion_tokens, c.truncated)
 
 
 @dataclass

@@ -29,22 +29,6 @@ def test_last_letter_hand_checked():
     assert LastLetter.make("y", ["Annette", "Erin", "Marisol", "Esperanza"]).gold == "enla"
 
 
-@pytest.mark.parametrize(
-    "text, answer",
-    [
-        ('The answer is "ne".', "ne"),
-        ("Final answer: rb", "rb"),
-        ('"n" + "e" = "ne". So the answer is "ne"', "ne"),
-        ("The last letters are r and b, so the answer is: RB.", "rb"),
-        ('Concatenating them gives "Rb".', "rb"),
-        ("Edgar Bob.", None),
-        ("", None),
-    ],
-)
-def test_last_letter_extraction(text, answer):
-    assert LastLetter().extract(text) == answer
-
-
 def test_last_letter_scoring_and_format():
     t = LastLetter()
     ex = Example("x", "q", gold="ne")
@@ -61,20 +45,6 @@ def test_coin_flip_items_follow_parity():
     t = CoinFlip(n_train=20, n_eval=10, seed=1)
     for e in t.train_examples() + t.eval_examples():
         assert e.gold == ("no" if e.input.count(" flips the coin.") % 2 else "yes")
-
-
-@pytest.mark.parametrize(
-    "text, answer",
-    [
-        ("Yes, the coin is still heads up.", "yes"),
-        ("No. Ann flipped it once.", "no"),
-        ("Ann flips it, so it is tails. Final answer: No", "no"),
-        ("The answer is yes.", "yes"),
-        ("The coin shows tails.", None),
-    ],
-)
-def test_coin_flip_extraction(text, answer):
-    assert CoinFlip().extract(text) == answer
 
 
 def test_rar_files_as_eval(staged_data):
@@ -98,6 +68,48 @@ def test_missing_eval_file_names_the_key(tmp_path):
         t.eval_examples()
 
 
-def test_answer_marker_variants():
-    assert LastLetter().extract('The answer to this question is: "ab".') == "ab"
-    assert CoinFlip().extract("The answer to the puzzle would be no, because Ann flipped it.") == "no"
+def _words(examples):
+    return {w.lower() for e in examples for w in e.input.split('"')[1].split()}
+
+
+@pytest.mark.parametrize("n_train", [200, 1000])
+def test_last_letter_splits_share_no_word(n_train):
+    # the old draw (297 names with reuse) put 312 of 400 eval word slots into training at 200/200
+    task = LastLetter(n_train=n_train, n_eval=200, seed=0)
+    train, eval_ = task.train_examples(), task.eval_examples()
+    assert len(train) == n_train and len(eval_) == 200
+    assert not _words(train) & _words(eval_)
+    # the paper's construction: every word used once (1,200 unique words for 600 items)
+    assert len(_words(eval_)) == 400 and len(_words(train)) == 2 * n_train
+    assert task.split_stats() == {"overlap_words": 0, "train_words": 2 * n_train, "eval_words": 400,
+                                  "overlap_items": 0}
+
+
+def test_last_letter_words_come_from_the_census_lists():
+    from s2d.tasks.base import census_names
+
+    names = census_names()
+    assert len(names) == 5163 and names[:3] == ["Aaron", "Abbey", "Abbie"]  # 1,219 + 4,275 rows, 331 in both
+    assert _words(LastLetter(n_train=50, n_eval=50).train_examples()) <= {n.lower() for n in names}
+
+
+def test_last_letter_eval_items_do_not_depend_on_n_train():
+    small, large = LastLetter(n_train=10, n_eval=20, seed=3), LastLetter(n_train=3000, n_eval=20, seed=3)
+    assert [e.input for e in small.eval_examples()] == [e.input for e in large.eval_examples()]
+    # past the 5,123 words of the train pool words repeat inside training, never an input, never an eval word
+    train = large.train_examples()
+    assert len({e.input for e in train}) == 3000 and not _words(train) & _words(large.eval_examples())
+
+
+def test_last_letter_train_avoids_the_words_of_an_eval_file(staged_data):
+    task = LastLetter(n_train=500, n_eval=200, eval_path="rephrase_and_respond/last_letter_concatenation_gpt-4.json",
+                      data_dir=str(staged_data))
+    assert task.split_stats()["overlap_words"] == 0 and len(task.train_examples()) == 500
+
+
+def test_coin_flip_eval_file_items_never_train(staged_data):
+    task = CoinFlip(n_train=300, n_eval=1333, eval_path="rephrase_and_respond/coin_val.json", data_dir=str(staged_data))
+    assert len(task.eval_examples()) == 1333
+    assert task.split_stats()["overlap_items"] == 0
+    synth = CoinFlip(n_train=300, n_eval=200)
+    assert synth.split_stats() == {"overlap_items": 0, "train_dropped_as_eval": 0}

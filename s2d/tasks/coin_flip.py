@@ -5,10 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from s2d.tasks.base import SplitTask, answer_segment, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.base import SplitTask, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.grading import committed_text, final_segment, last_sentence, one_of
 from s2d.types import Example
 
-_YESNO = re.compile(r"\b(yes|no)\b", re.I)
+# "no" as an answer, not as a determiner or adverb ("No one flips", "no longer heads up").
+_YESNO = re.compile(r"\b(yes|no)\b(?!\s+(?:one|longer|matter|more|doubt|body|person|change|flip|way|coin|idea)\b)", re.I)
+# The question asks whether the coin is still heads up; a reply may say so without yes or no.
+_SIDE = re.compile(r"\b(?:(not|no longer|isn't|is not)\s+(?:still\s+)?heads\s+up|(tails)(?:\s+up)?|(heads)\s+up)\b", re.I)
 _MOVE = re.compile(r"([A-Z][\w'-]*(?: [A-Z][\w'-]*)*) (flips|does not flip) the coin")
 
 
@@ -20,12 +24,23 @@ def moves_of(question: str) -> list[tuple[str, bool]]:
     return moves
 
 
+def verdict_in(segment: str) -> str | None:
+    """yes/no in a piece of text: its yes/no words, else what it says of the coin's side ("still heads
+    up" → yes, "tails up" → no); both answers at once → None."""
+    words = [m.group(1).lower() for m in _YESNO.finditer(segment)]
+    if words:
+        return one_of(words)
+    sides = ["no" if (m.group(1) or m.group(2)) else "yes" for m in _SIDE.finditer(segment)]
+    return one_of(sides) if sides else None
+
+
 class CoinFlip(SplitTask):
     """Seeded synthetic items with `n_people` people (paper: 2); eval can come from RaR's `coin_val.json`."""
 
     name = "coin_flip"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
-    version = 1  # bump when prompts or answer extraction change: cached stages are then redone
+    version = 1  # bump when prompts or items change: cached stages are then redone
+    grader_version = 2  # 2: the last answer marker counts, hedges unparsed, "no one" is not "no"
     rephrase_note = "Keep every detail of the original question."
     respond_suffix = "Answer the Yes or No question."
 
@@ -58,6 +73,13 @@ class CoinFlip(SplitTask):
                                           self._load_eval if self.eval_path else None)
         return self._split
 
+    def split_stats(self) -> dict[str, int]:
+        """Inputs in both splits (0: drawn unique, and with an eval file its items are dropped from train)."""
+        train, eval_ = self._items()
+        norm = lambda e: " ".join(e.input.lower().split())  # noqa: E731  (the rule `drop_overlap` uses)
+        return {"overlap_items": len({norm(e) for e in train} & {norm(e) for e in eval_}),
+                "train_dropped_as_eval": self.n_train - len(train)}
+
     @staticmethod
     def make(id_: str, people: list[str], flips: list[bool]) -> Example:
         steps = " ".join(f"{p} flips the coin." if f else f"{p} does not flip the coin." for p, f in zip(people, flips))
@@ -76,14 +98,20 @@ class CoinFlip(SplitTask):
             out.append(Example(id=f"file-{i}", input=" ".join(text.split()), gold=gold, meta={"source": str(path)}))
         return out
 
-    def extract(self, text: str) -> str | None:
-        seg = answer_segment(text)
-        for part in (seg, text):
-            if part:
-                m = _YESNO.search(part)
-                if m:
-                    return m.group(1).lower()
-        return None
+    def extract(self, text: str, truncated: bool = False) -> str | None:
+        """yes/no of the last answer marker's segment; with no marker, the reply's last sentence, else its
+        first word. Both yes and no in the committed part (a hedge) → None; see s2d/tasks/grading.py."""
+        text = committed_text(text, truncated)
+        seg = final_segment(text)
+        if seg is not None:
+            return verdict_in(seg)
+        if truncated:
+            return None
+        last = verdict_in(last_sentence(text))
+        if last is not None:
+            return last
+        first = _YESNO.match(text.lstrip(" *\"'"))
+        return first.group(1).lower() if first else None
 
     def score(self, answer: str | None, example: Example) -> bool:
         return answer is not None and answer == example.gold

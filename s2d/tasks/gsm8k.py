@@ -6,19 +6,22 @@ import re
 from fractions import Fraction
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, answer_segment, load_records, resolve_data_path, require_field, take
+from s2d.tasks.base import DataNotFound, load_records, resolve_data_path, require_field, take
+from s2d.tasks.grading import committed_text, final_segment, one_of, without_parentheticals
 from s2d.types import Example
 
 _NUMBER = re.compile(r"-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?|-?\$?\.\d+")
 _CALC = re.compile(r"<<[^>]*>>")
-_SENTENCE_END = re.compile(r"\.(?:\s|$)")
+# A number the segment rules out ("not 5; it is 6", "instead of 5").
+_NEGATED = re.compile(r"\b(?:not|isn't|is not|instead of|rather than)\s+(?:-?\$?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?)", re.I)
+_FIRST_SENTENCE = re.compile(r"\.(?:\s|$)")
 
 
 def parse_number(text: str) -> str | None:
     """Canonical form of one number as written ("$1,200.50" → "1200.5", "3/4" → "0.75", "-7." → "-7")."""
     s = text.replace("$", "").replace(",", "").replace(" ", "").rstrip(".")
     try:
-        value = Fraction(s) if "/" in s else Fraction(s)
+        value = Fraction(s)
     except (ValueError, ZeroDivisionError):
         return None
     if value.denominator == 1:
@@ -26,19 +29,32 @@ def parse_number(text: str) -> str | None:
     return repr(float(value)).rstrip("0").rstrip(".")
 
 
-def extract_number(text: str) -> str | None:
-    """The number after the last "Final answer:" (or "the answer is"), else the last number in the text.
+def number_in(segment: str) -> str | None:
+    """The number a marker's segment commits to: in its first sentence, parentheticals and ruled-out numbers
+    ("not 5") dropped, the result after the last "=" of a worked line; two different numbers joined by
+    "or" are a hedge (None)."""
+    sentence = _FIRST_SENTENCE.split(without_parentheticals(segment.replace("−", "-")), maxsplit=1)[0]
+    sentence = _NEGATED.sub(" ", sentence).rpartition("=")[2]
+    found = [parse_number(n) for n in _NUMBER.findall(sentence)]
+    found = [n for n in found if n is not None]
+    if not found:
+        return None
+    if re.search(r"\d[^\d]*\bor\b[^\d]*\d", sentence) and one_of(found) is None:
+        return None
+    return found[0]
 
-    After the marker only its first sentence counts, and in a worked line ("2 * 2 = 4 bolts") the result
-    after the last "=" is the answer.
-    """
-    seg = answer_segment(text)
-    if seg:
-        sentence = _SENTENCE_END.split(seg, maxsplit=1)[0]
-        found = _NUMBER.findall(sentence.rpartition("=")[2]) or _NUMBER.findall(sentence)
-        if found:
-            return parse_number(found[0])
-    found = _NUMBER.findall(text)
+
+def extract_number(text: str, truncated: bool = False) -> str | None:
+    """The number after the last answer marker ("Final answer:", "the answer is", …); with no marker, the
+    last number in the reply (the field's "flexible" rule). A reply cut at the token cap counts only
+    through a finished marker line, never through its last number (an intermediate result)."""
+    text = committed_text(text, truncated)
+    seg = final_segment(text)
+    if seg is not None:
+        return number_in(seg)
+    if truncated:
+        return None
+    found = _NUMBER.findall(text.replace("−", "-"))
     return parse_number(found[-1]) if found else None
 
 
@@ -46,7 +62,8 @@ class GSM8k:
     """Sources, in order: a file (as given or under paths.data_dir), then the hub dataset through `datasets`."""
 
     name = "gsm8k"
-    version = 2  # bump when prompts or answer extraction change: cached stages are then redone
+    version = 2  # bump when prompts or data loading change: cached stages are then redone
+    grader_version = 2  # 2: the last answer marker counts, ruled-out numbers and hedges, cut replies
     rephrase_note = "Keep every number and detail of the original problem."
     respond_suffix = ""
 
@@ -123,8 +140,8 @@ class GSM8k:
     def prompt(self, example: Example) -> str:
         return example.input
 
-    def extract(self, text: str) -> str | None:
-        return extract_number(text)
+    def extract(self, text: str, truncated: bool = False) -> str | None:
+        return extract_number(text, truncated)
 
     def score(self, answer: str | None, example: Example) -> bool:
         if answer is None or example.gold is None:

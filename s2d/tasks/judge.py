@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d.tasks.base import DataNotFound, check_data_file, load_records, require_field, resolve_data_path, take
+from s2d.tasks.grading import committed_text, final_segment, one_of
 from s2d.types import Example
 
 VERDICTS = ("A", "B", "C")  # C: tie
@@ -44,10 +45,33 @@ assistants' names must not sway you.
 Give your verdict: [[A]] if Assistant A's reply is better, [[B]] if Assistant B's is better, [[C]] for a tie."""
 
 
-def parse_verdict(text: str) -> str | None:
-    """The verdict tag in a judge's reply; None if there is none, or several that disagree."""
-    found = {m.group(1) for m in _VERDICT.finditer(text or "")}
-    return found.pop() if len(found) == 1 else None
+_ASSISTANT = re.compile(r"\bassistant\s+([ab])\b", re.I)
+_LETTER = re.compile(r"\b([AB])\b")
+_TIE = re.compile(r"\b(?:tie|draw|equal(?:ly)?|neither|both)\b", re.I)
+_HEDGED_TAGS = re.compile(r"\]\]\s*(?:or|and|/|,)\s*\[\[")
+
+
+def parse_verdict(text: str, truncated: bool = False) -> str | None:
+    """The verdict a judge's reply commits to: the last [[A]]/[[B]]/[[C]] tag outside lines that repeat the
+    instructions (all three tags at once); "[[A]] or [[B]]" is a hedge (None). With no tag, the last answer
+    marker's segment naming A, B or a tie ("Final answer: Assistant B"), as a CoT judge writes it."""
+    text = committed_text(text, truncated)
+    lines = [l for l in text.split("\n") if len({m.group(1) for m in _VERDICT.finditer(l)}) < 3]
+    tagged = [l for l in lines if _VERDICT.search(l)]
+    if tagged:
+        line = tagged[-1]
+        tags = [m.group(1) for m in _VERDICT.finditer(line)]
+        if len(set(tags)) > 1 and _HEDGED_TAGS.search(line):
+            return None
+        return tags[-1]
+    seg = final_segment("\n".join(lines))
+    if seg is None:
+        return None
+    seg = re.sub(r"\bA\s+tie\b", "tie", seg)
+    named = [m.group(1).upper() for m in _ASSISTANT.finditer(seg)] or [m.group(1) for m in _LETTER.finditer(seg)]
+    if _TIE.search(seg):
+        named.append("C")
+    return one_of(named) if named else None
 
 
 def swap_verdict(verdict: str | None) -> str | None:
@@ -101,14 +125,16 @@ def pair_metrics(examples: list[Example], answers: dict[str, str | None], system
 class PairTask:
     """What the judging tasks share: the judge prompt, verdict parsing and scoring, and pair metrics."""
 
+    grader_version = 2  # 2: the last verdict tag counts, instruction echoes skipped, "Final answer: A" read
+
     rephrase_note = ""
     respond_suffix = ""
 
     def prompt(self, example: Example) -> str:
         return example.input
 
-    def extract(self, text: str) -> str | None:
-        return parse_verdict(text)
+    def extract(self, text: str, truncated: bool = False) -> str | None:
+        return parse_verdict(text, truncated)
 
     def score(self, answer: str | None, example: Example) -> bool:
         return answer is not None and answer == example.gold

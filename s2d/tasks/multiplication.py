@@ -17,7 +17,8 @@ class Multiplication(SplitTask):
 
     name = "multiplication"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
-    version = 1  # bump when prompts, solutions or answer extraction change: cached stages are then redone
+    version = 1  # bump when prompts or solutions change: cached stages are then redone
+    grader_version = 2  # the GSM8k number rule (s2d/tasks/gsm8k.py extract_number)
     rephrase_note = "Keep both numbers exactly as they are."
     respond_suffix = "Give the product as a number."
 
@@ -49,8 +50,8 @@ class Multiplication(SplitTask):
     def make(id_: str, a: int, b: int) -> Example:
         return Example(id=id_, input=QUESTION.format(a=a, b=b), gold=str(a * b), meta={"a": a, "b": b})
 
-    def extract(self, text: str) -> str | None:
-        return extract_number(text)
+    def extract(self, text: str, truncated: bool = False) -> str | None:
+        return extract_number(text, truncated)
 
     def score(self, answer: str | None, example: Example) -> bool:
         return answer is not None and answer == example.gold

@@ -78,6 +78,7 @@ def _generate(cfg: DictConfig, out: Path, shards: int, llm) -> Path:
         "inputs": len(examples), "shards": shards,
         "traces": len(traces), "samples_per_input": samp.n, "completion_tokens": tokens,
         "fallbacks": sum(bool(t.meta.get("fallback")) for t in traces),
+        "split": task.split_stats() if task is not None and hasattr(task, "split_stats") else None,  # optional part
         "tokens_per_input": tokens / max(1, len(examples)), "seconds": seconds,
         "tokens_per_second": tokens / max(seconds, 1e-9) if ran else None, "config": resolved(cfg),
     })

@@ -32,6 +32,9 @@ class Task(Protocol):
 
     def identity(self) -> dict[str, Any]: ...
 
+    # Optional: `split_stats() -> dict`, facts about the train/eval split (words shared across splits,
+    # inputs shortened to fit a token budget) that the generate stage records under "split" in DONE.json.
+
 
 class SplitTask:
     """Shared part of tasks whose `_items()` returns (train, eval) examples and whose prompt is the input."""
@@ -132,6 +135,30 @@ def require_field(row: dict, name: str, where: str, *alternatives: str):
 def builtin_names() -> list[str]:
     text = resources.files("s2d.tasks").joinpath("first_names.txt").read_text()
     return [line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#")]
+
+
+CENSUS_FILES = ("dist.male.first", "dist.female.first")
+
+
+def census_names() -> list[str]:
+    """The 5,163 distinct first names of the US Census 1990 lists that the `names` package ships (5,494
+    rows, some names in both lists), title-cased and sorted; read as data files, the package is not imported."""
+    import importlib.metadata
+
+    try:
+        files = {f.name: f for f in importlib.metadata.files("names") or [] if f.name in CENSUS_FILES}
+    except importlib.metadata.PackageNotFoundError:
+        files = {}
+    if set(files) != set(CENSUS_FILES):
+        raise FileNotFoundError(
+            "last_letter draws its words from the census name lists in the `names` package "
+            "(names/dist.male.first, names/dist.female.first); install it with `pip install names==0.3.0`")
+    out: set[str] = set()
+    for name in CENSUS_FILES:
+        for line in files[name].locate().read_text().splitlines():
+            if line.strip():
+                out.add(line.split()[0].title())  # "JAMES  3.318  3.318  1": the name, then frequencies
+    return sorted(out)
 
 
 _FINAL = re.compile(

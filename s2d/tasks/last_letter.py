@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Any
 
 from s2d.tasks.base import SplitTask, answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.base import census_names
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -20,11 +22,15 @@ def words_of(question: str) -> list[str]:
 
 
 class LastLetter(SplitTask):
-    """Seeded synthetic items from a name list; the eval split can instead come from the RaR authors' file."""
+    """Seeded synthetic items from the census first names; the eval split can instead come from the RaR file.
+
+    As in the paper (1,200 unique words for 600 items), no word appears in both splits: the shuffled names
+    are cut into an eval pool (each word used once) and a train pool; `split_stats()` reports the overlap.
+    """
 
     name = "last_letter"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
-    version = 1  # bump when prompts or answer extraction change: cached stages are then redone
+    version = 2  # 2: disjoint census word pools per split; bump when prompts or answer extraction change: cached stages are then redone
     respond_suffix = ""
 
     def __init__(
@@ -47,11 +53,49 @@ class LastLetter(SplitTask):
 
     def _items(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
-            names = builtin_names()
-            self._split = synthetic_split(lambda rng, id_: self.make(id_, rng.sample(names, self.n_words)),
-                                          self.n_train, self.n_eval, self.seed,
-                                          self._load_eval if self.eval_path else None)
+            words = census_names()
+            rng = random.Random(self.seed)
+            rng.shuffle(words)
+            if self.eval_path:
+                eval_ = self._load_eval()
+                taken = {w.lower() for e in eval_ for w in words_of(e.input)}
+                pool = [w for w in words if w.lower() not in taken]
+            else:
+                # The eval pool is the first n_eval * n_words shuffled names whatever n_train is, so the
+                # eval items stay fixed in a sweep over n_train (train_only_keys).
+                k = self.n_eval * self.n_words
+                if k > len(words):
+                    raise ValueError(f"task.n_eval={self.n_eval} x task.n_words={self.n_words} needs {k} distinct "
+                                     f"words; the census lists hold {len(words)}")
+                eval_ = [self.make(f"synth-{i}", words[i * self.n_words:(i + 1) * self.n_words])
+                         for i in range(self.n_eval)]
+                pool = words[k:]
+            self._split = self._train_items(pool, rng, len(eval_)), eval_
         return self._split
+
+    def _train_items(self, pool: list[str], rng: random.Random, first_id: int) -> list[Example]:
+        """Train items from the train pool: each word once while the pool lasts (2,381 two-word items beside
+        200 eval items), then words drawn again at random, never an input twice."""
+        if len(pool) < self.n_words:
+            raise ValueError(f"last_letter: {len(pool)} words left for training; lower task.n_eval or task.n_words")
+        n = self.n_words
+        items = [self.make(f"synth-{first_id + i}", pool[i * n:(i + 1) * n])
+                 for i in range(min(self.n_train, len(pool) // n))]
+        seen = {e.input for e in items}
+        while len(items) < self.n_train:
+            ex = self.make(f"synth-{first_id + len(items)}", rng.sample(pool, n))
+            if ex.input not in seen:
+                seen.add(ex.input)
+                items.append(ex)
+        return items
+
+    def split_stats(self) -> dict[str, int]:
+        """Words shared by the train and eval items (0 by construction) and distinct words per split."""
+        train, eval_ = self._items()
+        tw = {w.lower() for e in train for w in words_of(e.input)}
+        ew = {w.lower() for e in eval_ for w in words_of(e.input)}
+        return {"overlap_words": len(tw & ew), "train_words": len(tw), "eval_words": len(ew),
+                "overlap_items": len({e.input for e in train} & {e.input for e in eval_})}
 
     def _load_eval(self) -> list[Example]:
         path = resolve_data_path(self.eval_path, self.data_dir, "task.eval_path")

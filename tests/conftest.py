@@ -96,15 +96,17 @@ class ScriptedLLM:
     def __init__(self, reply):
         self.reply = reply
         self.calls = []
+        self.seeds = []  # the request seeds of each call (None where the caller gave none)
 
     def count_tokens(self, text):
         return len(text.split())
 
-    def generate(self, prompts, sampling, desc=""):
+    def generate(self, prompts, sampling, desc="", seeds=None):
         from s2d.llm.base import render_prompt
         from s2d.types import Completion
 
         self.calls.append((desc, list(prompts), sampling))
+        self.seeds.append(None if seeds is None else list(seeds))
         out = []
         for p in prompts:
             text = render_prompt(p)

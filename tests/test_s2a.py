@@ -152,7 +152,7 @@ def test_s2a_two_calls_and_counted_fallback():
 
 
 def test_usc_prompt_and_parsing():
-    p = UniversalSelfConsistency.build_prompt("Who wrote Matilda?", ["Roald Dahl.", "It was\nDahl."])
+    p = UniversalSelfConsistency().build_prompt("Who wrote Matilda?", ["Roald Dahl.", "It was\nDahl."])
     assert "Answer 1: Roald Dahl.\n\nAnswer 2: It was Dahl." in p and "Here are 2 answers" in p
     assert p.rstrip().endswith("FINAL: <answer>")
     assert parse_final("Most say Dahl.\nFINAL: Roald Dahl\nmore") == "Roald Dahl"

@@ -1,4 +1,4 @@
-"""Self-consistency of outputs: keep the majority answer of N samples; no clear winner drops the input."""
+"""Self-consistency of outputs (paper §3.1): keep the majority answer of N samples; a tie for the top drops the input."""
 
 from __future__ import annotations
 
@@ -9,14 +9,15 @@ from s2d.types import Trace
 
 
 class SelfConsistency:
-    """Keep the most frequent answer if it beats every other answer and holds at least `min_share` of the N samples.
+    """Keep the most frequent parsed answer unless another answer has as many votes (the paper's rule).
 
-    Samples whose answer could not be parsed count towards N but vote for nothing.
+    `min_share` (default 0, off) also asks the winner to hold that share of all N samples; samples whose
+    answer could not be parsed count towards N but vote for nothing.
     """
 
     name = "self_consistency"
 
-    def __init__(self, min_share: float = 0.5):
+    def __init__(self, min_share: float = 0.0):
         if not 0.0 <= min_share <= 1.0:
             raise ValueError(f"filter.min_share must lie in [0, 1], got {min_share}")
         self.min_share = min_share

@@ -7,7 +7,7 @@ import random
 import re
 from typing import Sequence
 
-from s2d.llm.base import render_prompt
+from s2d.llm.base import call_seeds, render_prompt, with_prompts
 from s2d.types import Call, Example, Sampling, Trace
 
 PROMPT = (
@@ -17,10 +17,14 @@ PROMPT = (
     "that majority. End with a line of the form\nFINAL: <answer>"
 )
 
+# One answer in the list; {i}: its number from 1, {answer}: the sample's final text on one line.
+ANSWER = "Answer {i}: {answer}"
+
 # A worked turn shown first when `demo` is on (small models copy a shown format, not a described one).
+# The demo answers are one per line.
 DEMO_QUESTION = "Which planet is known as the Red Planet?"
-DEMO_ANSWERS = ("Mars is called the Red Planet because of the iron oxide dust on its surface.",
-                "The Red Planet is Venus.", "It is Mars.", "Mars, the fourth planet from the Sun.")
+DEMO_ANSWERS = ("Mars is called the Red Planet because of the iron oxide dust on its surface.\n"
+                "The Red Planet is Venus.\nIt is Mars.\nMars, the fourth planet from the Sun.")
 DEMO_REPLY = "Most answers say Mars.\nFINAL: Mars"
 
 _FINAL = re.compile(r"FINAL\s*:\s*(.+)", re.I)
@@ -43,7 +47,9 @@ def parse_final(text: str) -> str | None:
 
 class UniversalSelfConsistency:
     """One extra greedy call per input composes the target from its N samples (nothing is discarded by
-    design; an input is dropped only when the reply has no FINAL line and `on_unparsed=drop`).
+    design; an input is dropped only when the reply has no FINAL line and `on_unparsed=drop`). The composed
+    answer goes through the task's own `extract`, like every method sample, so USC and no-USC targets are the
+    same kind of text (the task's System 1 answer).
 
     Context rule (paper): if the prompt with all N answers does not fit the model's context together with
     `max_new_tokens`, use `fallback_answers` (10) of them; if that still does not fit, take one sample at
@@ -52,10 +58,11 @@ class UniversalSelfConsistency:
 
     name = "usc"
     needs_model = True
-    version = 1  # bump when the prompt's wording changes: cached filter stages are then redone
+    PROMPTS = {"prompt": PROMPT, "answer": ANSWER, "demo_question": DEMO_QUESTION, "demo_answers": DEMO_ANSWERS,
+               "demo_reply": DEMO_REPLY}
 
     def __init__(self, max_new_tokens: int = 64, fallback_answers: int = 10, on_unparsed: str = "first_sample",
-                 context_length: int | None = None, demo: bool = True, seed: int = 0):
+                 context_length: int | None = None, demo: bool = True, seed: int = 0, prompts: dict | None = None):
         if on_unparsed not in ("first_sample", "drop"):
             raise ValueError(f"filter.on_unparsed='{on_unparsed}' is not allowed; use first_sample or drop")
         if max_new_tokens < 1 or fallback_answers < 1:
@@ -66,20 +73,22 @@ class UniversalSelfConsistency:
         self.context_length = context_length
         self.demo = demo
         self.seed = seed
+        self.prompts = with_prompts("filter", self.PROMPTS, prompts)
         self.records: list[dict] = []
         self.stats: dict[str, float] = {}
 
-    @staticmethod
-    def build_prompt(question: str, answers: Sequence[str]) -> str:
-        listed = "\n\n".join(f"Answer {i + 1}: {' '.join(a.split())}" for i, a in enumerate(answers))
-        return PROMPT.format(question=question, n=len(answers), answers=listed)
+    def build_prompt(self, question: str, answers: Sequence[str]) -> str:
+        listed = "\n\n".join(self.prompts["answer"].format(i=i + 1, answer=" ".join(a.split()))
+                              for i, a in enumerate(answers))
+        return self.prompts["prompt"].format(question=question, n=len(answers), answers=listed)
 
     def chat(self, question: str, answers: Sequence[str]):
         ask = self.build_prompt(question, answers)
         if not self.demo:
             return ask
-        return [{"role": "user", "content": self.build_prompt(DEMO_QUESTION, DEMO_ANSWERS)},
-                {"role": "assistant", "content": DEMO_REPLY}, {"role": "user", "content": ask}]
+        demo = self.build_prompt(self.prompts["demo_question"], self.prompts["demo_answers"].splitlines())
+        return [{"role": "user", "content": demo},
+                {"role": "assistant", "content": self.prompts["demo_reply"]}, {"role": "user", "content": ask}]
 
     def _fits(self, prompt, llm, limit: int | None) -> bool:
         if limit is None:
@@ -109,22 +118,24 @@ class UniversalSelfConsistency:
                     chosen[ex.id] = traces[rng.randrange(len(traces))]
                     continue
             asks.append((ex, traces, prompt))
-        outs = llm.generate([p for _, _, p in asks],
-                            Sampling(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed),
-                            desc="usc")
+        usc = Sampling(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed)
+        outs = llm.generate([p for _, _, p in asks], usc, desc="usc", seeds=call_seeds(usc, [ex for ex, _, _ in asks], "usc"))
         unparsed = tokens = 0
         for (ex, traces, prompt), comps in zip(asks, outs):
             c = comps[0]
             tokens += c.completion_tokens
-            answer = parse_final(c.text)
+            final = parse_final(c.text)
+            # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
+            answer = task.extract(final, truncated=False) if final is not None else None
             self.records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
-                                 "text": c.text, "final": answer, "completion_tokens": c.completion_tokens})
+                                 "text": c.text, "final": final, "answer": answer,
+                                 "completion_tokens": c.completion_tokens, "truncated": c.truncated})
             if answer is None:
                 unparsed += 1
                 chosen[ex.id] = traces[0] if self.on_unparsed == "first_sample" else None
                 continue
-            call = Call("usc", render_prompt(prompt), c.text, c.prompt_tokens, c.completion_tokens)
-            chosen[ex.id] = Trace(ex.id, -1, [call], answer, answer, meta={"usc_answers": len(traces)})
+            call = Call.of("usc", render_prompt(prompt), c)
+            chosen[ex.id] = Trace(ex.id, -1, [call], final, answer, meta={"usc_answers": len(traces)})
         self.stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
                       "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
                       "filter/usc_tokens_per_input": tokens / max(1, len(examples))}

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence, Union
+from typing import Any, Mapping, Protocol, Sequence, Union
 
-from s2d.types import Completion, Sampling
+from s2d.types import Completion, Example, Sampling, request_seed
 
 # A prompt is either a bare user message or a full chat (list of {"role", "content"}).
 Prompt = Union[str, Sequence[dict]]
@@ -23,9 +23,30 @@ def render_prompt(prompt: Prompt) -> str:
     return "\n\n".join(f"[{m['role']}] {m['content']}" for m in prompt)
 
 
-class LLM(Protocol):
-    """A batch of prompts → for each prompt, `sampling.n` completions."""
+def with_prompts(owner: str, defaults: Mapping[str, str], given: Mapping[str, Any] | None) -> dict[str, str]:
+    """`defaults` with the texts given in config replacing theirs (a null keeps the default); an unknown
+    name is an error naming `<owner>.prompts` and the allowed names."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{owner}.prompts: unknown {unknown}; allowed: {', '.join(defaults)}")
+    return {**defaults, **{k: str(v) for k, v in given.items() if v is not None}}
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "") -> list[list[Completion]]: ...
+
+def call_seeds(sampling: Sampling, examples: Sequence[Example], stage: str, *more: Any) -> list[int]:
+    """One request seed per example for a call stage: sample k of example e then draws from a stream fixed by
+    (sampling.seed, e.id, stage, *more, k), whatever the batch, chunk or shard it runs in."""
+    return [request_seed(sampling.seed, ex.id, stage, *more) for ex in examples]
+
+
+class LLM(Protocol):
+    """A batch of prompts → for each prompt, `sampling.n` completions.
+
+    `seeds[i]` is request i's seed: its sample k draws only from a stream fixed by (seeds[i], k), whatever
+    the batch size or the other requests; None: request i's seed is `request_seed(sampling.seed, i)`.
+    """
+
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "",
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]: ...
 
     def count_tokens(self, text: str) -> int: ...

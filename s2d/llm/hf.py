@@ -7,40 +7,83 @@ from typing import Sequence
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StaticCache
+from transformers import LogitsProcessor, LogitsProcessorList, StaticCache
 
 from s2d.llm.base import Prompt, as_messages
 from s2d.llm.model import ModelSource
-from s2d.types import Completion, Sampling
+from s2d.types import Completion, Sampling, request_seed
 
 log = logging.getLogger(__name__)
 
 
-def sample_next(logits: torch.Tensor, temperature: float, top_p: float, candidates: int = 256) -> torch.Tensor:
+def sample_next(logits: torch.Tensor, temperature: float, top_p: float, candidates: int = 256,
+                uniforms: torch.Tensor | None = None) -> torch.Tensor:
     """One token per row: greedy at temperature 0, else temperature + nucleus (top-p) sampling.
 
-    The same distribution as transformers' temperature and top-p warpers, computed on the `candidates`
-    most likely tokens instead of sorting the whole vocabulary (sorting and `multinomial` over 49k
-    tokens cost more than the forward pass at batch 32 on a CPU). A row whose nucleus is not inside its
-    candidates (their mass < top_p) is sampled from the full sorted vocabulary, so the result is exact.
+    Sampling inverts each row's cumulative distribution at its own uniform draw `uniforms[row]` (drawn
+    from the global generator when None), so a row's token depends on its logits and its draw only, not
+    on which other rows share the batch. The same distribution as transformers' temperature and top-p
+    warpers, computed on the `candidates` most likely tokens instead of sorting the whole vocabulary
+    (sorting 49k tokens costs more than the forward pass at batch 32 on a CPU). A row whose nucleus is
+    not inside its candidates (their mass < top_p) is sampled from the full sorted vocabulary; both
+    paths walk tokens in the same descending order, so they pick the same token for the same draw.
     """
     if temperature <= 0:
         return logits.argmax(-1)
     logits = logits.float() / temperature
+    if uniforms is None:
+        uniforms = torch.rand(logits.shape[0], device=logits.device)
+    u = uniforms.to(logits.device, torch.float32)
     if top_p >= 1.0:
-        return torch.multinomial(torch.softmax(logits, -1), 1).squeeze(1)
+        return _invert(torch.softmax(logits, -1), u)
     k = min(candidates, logits.shape[-1])
     top, index = logits.topk(k, dim=-1)  # descending
     probs = (top - torch.logsumexp(logits, -1, keepdim=True)).exp()
     cum = probs.cumsum(-1)
     kept = (cum - probs) < top_p  # a token stays if the mass ranked above it is below top_p
-    out = index.gather(1, torch.multinomial(probs * kept, 1)).squeeze(1)
+    out = index.gather(1, _invert(probs * kept, u)[:, None]).squeeze(1)
     rest = (cum[:, -1] < top_p).nonzero().squeeze(1)  # rows whose nucleus reaches past the candidates
     if len(rest):
         full, full_index = logits[rest].sort(dim=-1, descending=True)
         p = torch.softmax(full, -1)
-        out[rest] = full_index.gather(1, torch.multinomial(p * ((p.cumsum(-1) - p) < top_p), 1)).squeeze(1)
+        pick = _invert(p * ((p.cumsum(-1) - p) < top_p), u[rest])
+        out[rest] = full_index.gather(1, pick[:, None]).squeeze(1)
     return out
+
+
+def _invert(weights: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Per row, the first index whose cumulative weight exceeds u × total weight (never a zero-weight index)."""
+    cum = weights.cumsum(-1)
+    pick = torch.searchsorted(cum, (u * cum[:, -1])[:, None], right=True).squeeze(1)
+    # u × total can round up to the total itself: fall back to the last index that has weight.
+    last = (weights > 0).cumsum(-1).argmax(-1)
+    return torch.minimum(pick, last)
+
+
+def sequence_uniforms(seeds: Sequence[int], n: int, steps: int) -> torch.Tensor:
+    """[len(seeds) × n, steps] uniform draws: sequence k of request i reads only its own generator,
+    seeded from (seeds[i], k), so its samples do not depend on batching or on the other requests."""
+    rows = []
+    for seed in seeds:
+        for k in range(n):
+            g = torch.Generator().manual_seed(request_seed(seed, k))
+            rows.append(torch.rand(steps, generator=g))
+    return torch.stack(rows) if rows else torch.zeros(0, steps)
+
+
+class SeededSampling(LogitsProcessor):
+    """`loop=generate` with temperature > 0: picks each row's token with `sample_next` and its own draws,
+    then leaves only that token for transformers' greedy step, so both loops sample the same tokens."""
+
+    def __init__(self, sampling: Sampling, uniforms: torch.Tensor, prompt_width: int):
+        self.sampling, self.uniforms, self.prompt_width = sampling, uniforms, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        step = input_ids.shape[1] - self.prompt_width
+        tokens = sample_next(scores, self.sampling.temperature, self.sampling.top_p, uniforms=self.uniforms[:, step])
+        out = torch.full_like(scores, float("-inf"))
+        out.scatter_(1, tokens[:, None], 0.0)
+        return out
 
 
 def _map_cache_rows(cache: StaticCache, fn) -> None:
@@ -126,23 +169,34 @@ class HFBackend:
     def encode(self, prompt: Prompt) -> list[int]:
         return encode_chat(self.tokenizer, prompt)
 
-    def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "") -> list[list[Completion]]:
+    def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "",
+                 seeds: Sequence[int] | None = None) -> list[list[Completion]]:
+        """`sampling.n` completions per prompt; sample k of prompt i draws only from a stream seeded by
+        (seeds[i], k) (default seeds[i] = request_seed(sampling.seed, i)), whatever the batching."""
         self._ensure_loaded()
+        if seeds is None:
+            seeds = [request_seed(sampling.seed, i) for i in range(len(prompts))]
+        if len(seeds) != len(prompts):
+            raise ValueError(f"generate: {len(seeds)} seeds for {len(prompts)} prompts; pass one seed per prompt")
         encoded = [self.encode(p) for p in prompts]
         results: list[list[Completion] | None] = [None] * len(encoded)
         bar = tqdm(total=len(encoded), desc=desc or "generate", disable=not self.progress, leave=False)
-        for b, idx in enumerate(self._batches([len(e) for e in encoded], sampling)):
+        for idx in self._batches([len(e) for e in encoded], sampling):
             input_ids, attention = self._left_pad([encoded[i] for i in idx])
-            # Seeded per batch so a rerun with the same inputs and batch limits samples the same tokens.
-            torch.manual_seed(sampling.seed * 100_003 + b)
+            uniforms = None
+            if sampling.temperature > 0:
+                uniforms = sequence_uniforms([seeds[i] for i in idx], sampling.n, sampling.max_new_tokens)
+                uniforms = uniforms.to(self.device)
             with torch.inference_mode():
                 if self.loop == "pruned":
-                    rows = self._decode(input_ids.to(self.device), attention.to(self.device), sampling)
+                    rows = self._decode(input_ids.to(self.device), attention.to(self.device), sampling, uniforms)
                 else:
-                    out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling)
+                    out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling,
+                                               uniforms)
                     rows = out[:, input_ids.shape[1]:].cpu().tolist()
             for r, i in enumerate(idx):
-                results[i] = [self._completion(rows[r * sampling.n + k], len(encoded[i]), sampling.stop)
+                results[i] = [self._completion(rows[r * sampling.n + k], len(encoded[i]), sampling.stop,
+                                               sampling.max_new_tokens)
                               for k in range(sampling.n)]
             bar.update(len(idx))
         bar.close()
@@ -177,7 +231,8 @@ class HFBackend:
             attention[row, width - len(ids):] = 1
         return input_ids, attention
 
-    def _decode(self, input_ids: torch.Tensor, attention: torch.Tensor, sampling: Sampling) -> list[list[int]]:
+    def _decode(self, input_ids: torch.Tensor, attention: torch.Tensor, sampling: Sampling,
+                uniforms: torch.Tensor | None = None) -> list[list[int]]:
         """Prefill, then decode one token per step for the sequences still running; finished ones leave the batch.
 
         transformers' `generate` keeps a finished sequence in the batch until the longest one ends, so a
@@ -185,6 +240,7 @@ class HFBackend:
         the batch (and its KV cache rows) when it emits EOS or a stop string. With n > 1 and
         `shared_prefill`, each prompt is prefilled once and its cache copied to its n samples.
         Returns the generated ids of each sequence (prompt-major, n per prompt), EOS included.
+        `uniforms[seq, step]` is sequence seq's draw at that step (temperature > 0).
         """
         model, n = self._model, sampling.n
         if n > 1 and not self.shared_prefill:
@@ -204,7 +260,10 @@ class HFBackend:
         generated: list[list[int]] = [[] for _ in live]
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens of tail text to search
         for step in range(sampling.max_new_tokens):
-            tokens = sample_next(logits, sampling.temperature, sampling.top_p)
+            draws = None
+            if uniforms is not None:  # each row's own draw; rows already finished take any (output ignored)
+                draws = uniforms[[0 if seq is None else seq for seq in live], step]
+            tokens = sample_next(logits, sampling.temperature, sampling.top_p, uniforms=draws)
             for row, (seq, t) in enumerate(zip(live, tokens.tolist())):
                 if seq is None:
                     continue
@@ -232,10 +291,17 @@ class HFBackend:
         tail = self._tok.decode(ids[-window:], skip_special_tokens=True)
         return any(s in tail for s in stop)
 
-    def _generate_batch(self, input_ids, attention, sampling: Sampling):
-        """`loop=generate`: transformers' `generate`; with n > 1 each prompt is prefilled once and its cache repeated."""
+    def _generate_batch(self, input_ids, attention, sampling: Sampling, uniforms: torch.Tensor | None = None):
+        """`loop=generate`: transformers' `generate`; with n > 1 each prompt is prefilled once and its cache repeated.
+
+        Sampling goes through `SeededSampling` (transformers' own sampler draws from one stream for the
+        whole batch), so a row's tokens are the ones the pruned loop samples for it.
+        """
         model, n = self._model, sampling.n
         gen_kwargs = self._generation_kwargs(sampling)
+        if sampling.temperature > 0:
+            gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=
+                              LogitsProcessorList([SeededSampling(sampling, uniforms, input_ids.shape[1])]))
         if n == 1 or not self.shared_prefill:
             return model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n, **gen_kwargs)
         # Prefill all but the last prompt token; generate() then feeds that token against the shared cache.
@@ -258,25 +324,40 @@ class HFBackend:
             "pad_token_id": tok.pad_token_id,
             "eos_token_id": tok.eos_token_id,
         }
-        if sampling.temperature > 0:
-            kw.update(do_sample=True, temperature=sampling.temperature, top_p=sampling.top_p, top_k=0)
-        else:
-            kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.stop:
             kw.update(stop_strings=list(sampling.stop), tokenizer=tok)
         return kw
 
-    def _completion(self, ids: list[int], prompt_tokens: int, stop: Sequence[str]) -> Completion:
+    def _completion(self, ids: list[int], prompt_tokens: int, stop: Sequence[str],
+                    max_new_tokens: int | None = None) -> Completion:
         """Cut at the end of generation and count only tokens the model produced.
 
         The pad token may equal EOS, so the first EOS ends the sequence; it was generated (and is
-        counted) unless generation had already ended on a stop string.
+        counted) unless generation had already ended on a stop string. A stop string ends the count at
+        the token that completed it (what the pruned loop generated; `generate` may run on past it).
+        `truncated`: no EOS and no stop string within `max_new_tokens` (None: the ids are all there was).
         """
         eos = self._tok.eos_token_id
         end = ids.index(eos) if eos in ids else len(ids)
         text = self._tok.decode(ids[:end], skip_special_tokens=True)
-        cut = min((text.find(s) for s in stop if s in text), default=-1)
-        if cut >= 0:
+        hits = [s for s in stop if s in text]
+        if hits:
+            cut = min(text.find(s) for s in hits)
+            count = self._stop_end(ids[:end], hits)
             text = text[:cut]
-        count = end + (1 if end < len(ids) and cut < 0 else 0)
-        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=count)
+        else:
+            count = end + (1 if end < len(ids) else 0)
+        truncated = not hits and end == len(ids) and (max_new_tokens is None or len(ids) >= max_new_tokens)
+        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=count, truncated=truncated)
+
+    def _stop_end(self, ids: list[int], stop: Sequence[str]) -> int:
+        """Fewest leading tokens of `ids` whose text holds a stop string (binary search: a longer prefix keeps it)."""
+        lo, hi = 1, len(ids)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if any(s in self._tok.decode(ids[:mid], skip_special_tokens=True) for s in stop):
+                hi = mid
+            else:
+                lo = mid + 1
+        return hi

@@ -6,13 +6,17 @@ import random
 from dataclasses import replace
 from typing import Protocol, Sequence
 
-from s2d.llm.base import LLM, render_prompt
+from s2d.llm.base import LLM, call_seeds, render_prompt, with_prompts  # noqa: F401  (methods import them from here)
 from s2d.tasks.base import Task
-from s2d.types import Call, Example, Sampling, Trace
+from s2d.types import Call, Example, Sampling, Trace, request_seed
 
 
 class Method(Protocol):
+    """`prompts`: every prompt text the method sends, by name (defaults in its module, each replaceable
+    from config as `method.prompts.<name>`); the cache key holds these texts."""
+
     name: str
+    prompts: dict[str, str]
 
     def run(self, examples: Sequence[Example], task: Task, llm: LLM, sampling: Sampling) -> list[Trace]:
         """`sampling.n` traces per example, ordered by example then sample."""
@@ -23,12 +27,12 @@ def single_call(
     stage: str, examples: Sequence[Example], prompts: Sequence[str], task: Task, llm: LLM, sampling: Sampling
 ) -> list[Trace]:
     """One call per sample: the reply is the final output."""
-    outs = llm.generate(prompts, sampling, desc=stage)
+    outs = llm.generate(prompts, sampling, desc=stage, seeds=call_seeds(sampling, examples, stage))
     traces = []
     for ex, prompt, comps in zip(examples, prompts, outs):
         for k, c in enumerate(comps):
-            call = Call(stage, render_prompt(prompt), c.text, c.prompt_tokens, c.completion_tokens)
-            traces.append(Trace(ex.id, k, [call], c.text, task.extract(c.text)))
+            call = Call.of(stage, render_prompt(prompt), c)
+            traces.append(Trace(ex.id, k, [call], c.text, task.extract(c.text, truncated=c.truncated)))
     return traces
 
 
@@ -41,23 +45,22 @@ def two_calls(
     `second_input(example, reply_text) -> (prompt, fell_back)` builds call 2 from call 1's reply; a
     fallback (call 1's reply unusable) is marked `meta.fallback` on the trace. Call 2's reply is final.
     """
-    firsts = llm.generate(first_prompts, sampling, desc=stages[0])
-    second_prompts, fell_back = [], []
+    firsts = llm.generate(first_prompts, sampling, desc=stages[0], seeds=call_seeds(sampling, examples, stages[0]))
+    second_prompts, fell_back, second_seeds = [], [], []
     for ex, comps in zip(examples, firsts):
-        for c in comps:
+        for k, c in enumerate(comps):
             prompt, fallback = second_input(ex, c.text)
             second_prompts.append(prompt)
             fell_back.append(fallback)
-    seconds = llm.generate(second_prompts, stage_sampling(sampling, 1, n=1), desc=stages[1])
+            # Each of the n replies gets its own call-2 stream: identical replies still sample independently.
+            second_seeds.append(request_seed(sampling.seed, ex.id, stages[1], k))
+    seconds = llm.generate(second_prompts, replace(sampling, n=1), desc=stages[1], seeds=second_seeds)
     traces, j = [], 0
     for ex, p1, comps in zip(examples, first_prompts, firsts):
         for k, c1 in enumerate(comps):
             c2 = seconds[j][0]
-            calls = [
-                Call(stages[0], render_prompt(p1), c1.text, c1.prompt_tokens, c1.completion_tokens),
-                Call(stages[1], render_prompt(second_prompts[j]), c2.text, c2.prompt_tokens, c2.completion_tokens),
-            ]
-            traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text),
+            calls = [Call.of(stages[0], render_prompt(p1), c1), Call.of(stages[1], render_prompt(second_prompts[j]), c2)]
+            traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text, truncated=c2.truncated),
                                 meta={"fallback": True} if fell_back[j] else {}))
             j += 1
     return traces
@@ -82,7 +85,3 @@ def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer
         messages += [{"role": "user", "content": task.prompt(shot)}, {"role": "assistant", "content": answer(shot)}]
     return messages + [{"role": "user", "content": task.prompt(example)}]
 
-
-def stage_sampling(sampling: Sampling, stage: int, n: int | None = None) -> Sampling:
-    """Sampling of a later stage: its own seed stream, and optionally another sample count."""
-    return replace(sampling, seed=sampling.seed + 7919 * stage, n=sampling.n if n is None else n)

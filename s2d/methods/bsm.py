@@ -1,11 +1,14 @@
 """Branch-Solve-Merge as a pairwise judge (paper §3.3; Saha et al.).
 
-branch: one call lists up to `max_criteria` evaluation criteria for the user's question;
+branch: one call lists up to `max_criteria` evaluation criteria for the user's question (it sees the question only,
+        as in the paper: the criteria are chosen before any reply is read);
 solve:  one call per criterion scores both replies from 1 to 5 on it;
 merge:  an LLM call turns the criteria and their scores into a verdict [[A]] / [[B]] / [[C]] (default; a
         reply without a verdict falls back to the summed scores, counted in `meta.fallback`),
         or, with `merge=sum`, the verdict follows the summed scores (no call).
-`n` samples draw n branchings; each sample's solve and merge calls run once. Every call's tokens count.
+`n` samples draw n branchings; each sample's solve and merge calls run once, each with its own seed.
+Every call's tokens count. All prompt texts, the worked exchange included, are in `BranchSolveMerge.PROMPTS`
+and replaceable as `method.prompts.<name>`.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import re
 from typing import Sequence
 
 from s2d.llm.base import render_prompt
-from s2d.methods.base import stage_sampling
+from dataclasses import replace
+
+from s2d.methods.base import call_seeds, with_prompts
 from s2d.tasks.judge import PAIR_BLOCK
-from s2d.types import Call, Trace
+from s2d.types import Call, Trace, request_seed
 
-BRANCH = """Below is a user question and two assistant replies to it.
+BRANCH = """Below is a question a user asked an assistant.
 
-""" + PAIR_BLOCK + """
+[User question]
+{query}
 
-Do not judge the replies yet. List the criteria that matter most for judging a reply to this particular \
-question (at most {k}), one per line, each as "<number>. <criterion>: <what it checks>"."""
+Do not answer it. List the criteria that matter most for judging a reply to this particular question \
+(at most {k}), one per line, each as "<number>. <criterion>: <what it checks>"."""
 
 SOLVE = """Below is a user question and two assistant replies to it.
 
@@ -48,8 +54,8 @@ is better overall, [[B]] if Assistant B's is better, [[C]] for a tie."""
 # embedded 135M model mostly wrote no criteria list or score line, and no verdict (measured; README).
 DEMO = {"query": "How many legs does a spider have?", "a": "A spider has eight legs.",
         "b": "Spiders have six legs, like all insects."}
-DEMO_CRITERIA = ["Correctness: is the stated number of legs right", "Clarity: is the answer direct and easy to read"]
-DEMO_BRANCH = "\n".join(f"{i}. {c}" for i, c in enumerate(DEMO_CRITERIA, 1))
+DEMO_BRANCH = ("1. Correctness: is the stated number of legs right\n"
+               "2. Clarity: is the answer direct and easy to read")
 DEMO_SOLVE = ("Assistant A gives the right number, eight. Assistant B says six, which is wrong.\n"
               "Scores: Assistant A: 5, Assistant B: 1")
 DEMO_MERGE = ("Assistant A is correct and clear; Assistant B is clear but wrong about the fact asked. "
@@ -86,18 +92,26 @@ def sum_verdict(scores: Sequence[tuple[int, int] | None]) -> str | None:
 
 
 class BranchSolveMerge:
+    """The worked exchange's solve call judges the first criterion of `demo_branch`; its merge call sees that
+    criterion with `demo_solve`."""
+
     name = "bsm"
     min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold a criteria list or a score line
-    version = 2  # bump when a prompt or parsing changes: cached generations are then redone
+    PROMPTS = {"branch": BRANCH, "solve": SOLVE, "merge": MERGE, "demo_query": DEMO["query"], "demo_a": DEMO["a"],
+               "demo_b": DEMO["b"], "demo_branch": DEMO_BRANCH, "demo_solve": DEMO_SOLVE, "demo_merge": DEMO_MERGE}
 
     def __init__(self, max_criteria: int = 5, merge: str = "llm", demo: bool = True, fallback_criterion: str =
-                 "overall helpfulness: how well the reply answers the question"):
+                 "overall helpfulness: how well the reply answers the question", prompts: dict | None = None):
         if merge not in ("llm", "sum"):
             raise ValueError(f"method.merge={merge!r}: allowed values are 'llm' and 'sum'")
         if not 1 <= max_criteria <= 5:
             raise ValueError(f"method.max_criteria must be 1..5 (the paper's branch limit), got {max_criteria}")
         self.max_criteria, self.merge, self.fallback_criterion = max_criteria, merge, fallback_criterion
         self.demo = demo
+        self.prompts = with_prompts("method", self.PROMPTS, prompts)
+        if demo and not parse_criteria(self.prompts["demo_branch"]):
+            raise ValueError("method.prompts.demo_branch lists no criteria (numbered or bulleted lines); "
+                             "the demo solve call needs one")
 
     def _chat(self, ask: str, demo_ask: str, demo_reply: str):
         """The prompt, after one worked exchange when `demo` is on."""
@@ -114,51 +128,59 @@ class BranchSolveMerge:
         if missing:
             raise ValueError(f"method=bsm judges pairs of replies; task '{task.name}' gives none "
                              f"(first input: {missing[0]}). Use task=oasst2 or task=mt_bench")
-        demo_branch = BRANCH.format(k=self.max_criteria, **DEMO)
-        branch_prompts = [self._chat(BRANCH.format(k=self.max_criteria, **fields(ex)), demo_branch, DEMO_BRANCH)
-                          for ex in examples]
-        demo_solve = SOLVE.format(criterion=DEMO_CRITERIA[0], **DEMO)
-        branches = llm.generate(branch_prompts, sampling, desc="bsm branch")
+        p = self.prompts
+        demo = {"query": p["demo_query"], "a": p["demo_a"], "b": p["demo_b"]}
+        demo_criterion = (parse_criteria(p["demo_branch"]) or [""])[0]
+        demo_branch = p["branch"].format(k=self.max_criteria, query=demo["query"])
+        branch_prompts = [self._chat(p["branch"].format(k=self.max_criteria, query=ex.meta["query"]), demo_branch,
+                                     p["demo_branch"]) for ex in examples]
+        demo_solve = p["solve"].format(criterion=demo_criterion, **demo)
+        branches = llm.generate(branch_prompts, sampling, desc="bsm branch", seeds=call_seeds(sampling, examples, "branch"))
 
         # One solve call per criterion of every sample; an empty branch falls back to one general criterion.
-        samples, solve_prompts = [], []
+        # Each later call has its own seed from (example, stage, sample, criterion).
+        samples, solve_prompts, solve_seeds = [], [], []
         for ex, prompt, comps in zip(examples, branch_prompts, branches):
             for k, c in enumerate(comps):
                 criteria = parse_criteria(c.text, self.max_criteria)
                 fallback = not criteria
                 criteria = criteria or [self.fallback_criterion]
                 first = len(solve_prompts)
-                solve_prompts += [self._chat(SOLVE.format(criterion=cr, **fields(ex)), demo_solve, DEMO_SOLVE)
+                solve_prompts += [self._chat(p["solve"].format(criterion=cr, **fields(ex)), demo_solve, p["demo_solve"])
                                   for cr in criteria]
+                solve_seeds += [request_seed(sampling.seed, ex.id, "solve", k, j) for j in range(len(criteria))]
                 samples.append((ex, k, prompt, c, criteria, range(first, len(solve_prompts)), fallback))
-        solves = llm.generate(solve_prompts, stage_sampling(sampling, 1, n=1), desc="bsm solve")
+        once = replace(sampling, n=1)
+        solves = llm.generate(solve_prompts, once, desc="bsm solve", seeds=solve_seeds)
 
         merges = None
         if self.merge == "llm":
-            demo_merge = MERGE.format(query=DEMO["query"], evaluations=f"Criterion 1: {DEMO_CRITERIA[0]}\n{DEMO_SOLVE}")
+            demo_merge = p["merge"].format(query=demo["query"],
+                                           evaluations=f"Criterion 1: {demo_criterion}\n{p['demo_solve']}")
             merge_prompts = [
-                self._chat(MERGE.format(query=ex.meta["query"], evaluations="\n\n".join(
+                self._chat(p["merge"].format(query=ex.meta["query"], evaluations="\n\n".join(
                     f"Criterion {i + 1}: {cr}\n{solves[j][0].text}" for i, (cr, j) in enumerate(zip(criteria, idx)))),
-                    demo_merge, DEMO_MERGE)
+                    demo_merge, p["demo_merge"])
                 for ex, _, _, _, criteria, idx, _ in samples
             ]
-            merges = llm.generate(merge_prompts, stage_sampling(sampling, 2, n=1), desc="bsm merge")
+            merges = llm.generate(merge_prompts, once, desc="bsm merge",
+                                  seeds=[request_seed(sampling.seed, ex.id, "merge", k) for ex, k, *_ in samples])
 
         traces = []
         for s, (ex, k, prompt, branch, criteria, idx, fallback) in enumerate(samples):
-            calls = [Call("branch", render_prompt(prompt), branch.text, branch.prompt_tokens, branch.completion_tokens)]
+            calls = [Call.of("branch", render_prompt(prompt), branch)]
             scores = []
             for j in idx:
                 c = solves[j][0]
-                calls.append(Call("solve", render_prompt(solve_prompts[j]), c.text, c.prompt_tokens, c.completion_tokens))
+                calls.append(Call.of("solve", render_prompt(solve_prompts[j]), c))
                 scores.append(parse_scores(c.text))
             meta = {"criteria": criteria, "scores": scores}
             if fallback:
                 meta["fallback"] = True
             if merges is not None:
                 m = merges[s][0]
-                calls.append(Call("merge", render_prompt(merge_prompts[s]), m.text, m.prompt_tokens, m.completion_tokens))
-                final, answer = m.text, task.extract(m.text)
+                calls.append(Call.of("merge", render_prompt(merge_prompts[s]), m))
+                final, answer = m.text, task.extract(m.text, truncated=m.truncated)
                 summed = sum_verdict(scores) if answer is None else None
                 if summed is not None:
                     # A merge reply with no verdict falls back to the summed scores, and is counted.

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from s2d.methods.base import fewshot_messages, single_call
+from s2d.methods.base import fewshot_messages, single_call, with_prompts
 
+# Our paraphrase of the paper's Fig. 10 instruction, placed after the task's question.
 INSTRUCTION = (
     "Work through the problem step by step. When you are done, write the result on its own last line "
     'as "Final answer: <your answer>".'
@@ -11,12 +12,19 @@ INSTRUCTION = (
 
 
 class CoT:
+    """`prompts.instruction` follows the task's question; `instruction` (the organism's argument) replaces it too."""
+
     name = "cot"
     min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold this method's format
-    version = 1  # bump when a prompt's wording changes: cached generations are then redone
+    PROMPTS = {"instruction": INSTRUCTION}
 
-    def __init__(self, instruction: str | None = None):
-        self.instruction = instruction or INSTRUCTION
+    def __init__(self, instruction: str | None = None, prompts: dict | None = None):
+        self.prompts = with_prompts("method", self.PROMPTS, {**(prompts or {}), **({"instruction": instruction}
+                                                                                   if instruction else {})})
+
+    @property
+    def instruction(self) -> str:
+        return self.prompts["instruction"]
 
     def prompt(self, task, example) -> str:
         return f"{task.prompt(example)}\n\n{self.instruction}"
@@ -27,15 +35,16 @@ class CoT:
 
 
 class CoTFewShot:
-    """Few-shot chain-of-thought: `shots` worked solutions from the train split, then the question."""
+    """Few-shot chain-of-thought: `shots` worked solutions from the train split, then the question (no text of its own)."""
 
     name = "cot_fewshot"
     min_new_tokens = 16  # config check: a smaller max_new_tokens cannot hold this method's format
-    version = 1
+    PROMPTS: dict[str, str] = {}
 
-    def __init__(self, shots: int = 8, seed: int = 0):
+    def __init__(self, shots: int = 8, seed: int = 0, prompts: dict | None = None):
         self.shots = shots
-        self.seed = seed
+        self.seed = seed  # which solutions are shown (data_seed), not sampling
+        self.prompts = with_prompts("method", self.PROMPTS, prompts)
 
     def run(self, examples, task, llm, sampling):
         if not hasattr(task, "solution"):

@@ -2,28 +2,33 @@
 
 from __future__ import annotations
 
-from s2d.methods.base import single_call, two_calls
+from s2d.methods.base import single_call, two_calls, with_prompts
 
-# One call: restate the question with more detail, then answer it (paper Fig. 3).
+# One call: restate the question with more detail, then answer it (our paraphrase of paper Fig. 3).
 ONE_STEP = "Restate the question above in your own words, adding any detail that makes it clearer, and then answer it."
 
-# Call 1 of two: only the improved question comes back (paper Figs. 4–5).
+# Call 1 of two: only the improved question comes back (our paraphrase of paper Figs. 4–5). {question}: the
+# task's prompt; {note}: the task's extra words for this stage, after a space (empty for most tasks).
 REPHRASE = (
-    "Rewrite the question above so that it is clearer and easier to answer well. {note}"
+    '"{question}"\n\n'
+    "Rewrite the question above so that it is clearer and easier to answer well.{note}"
     " Reply with the rewritten question only, without answering it."
 )
+
+# Call 2: the rewritten question, then the task's closing line (e.g. coin flip's "Answer the Yes or No question.").
+RESPOND = "{question}\n\n{suffix}"
 
 
 class RaR1:
     name = "rar1"
     min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
-    version = 1  # bump when a prompt's wording changes: cached generations are then redone
+    PROMPTS = {"instruction": ONE_STEP}
 
-    def __init__(self, instruction: str = ONE_STEP):
-        self.instruction = instruction
+    def __init__(self, prompts: dict | None = None):
+        self.prompts = with_prompts("method", self.PROMPTS, prompts)
 
     def run(self, examples, task, llm, sampling):
-        prompts = [f"{task.prompt(e)}\n\n{self.instruction}" for e in examples]
+        prompts = [f"{task.prompt(e)}\n\n{self.prompts['instruction']}" for e in examples]
         return single_call("rephrase_and_respond", examples, prompts, task, llm, sampling)
 
 
@@ -33,19 +38,20 @@ class RaR2:
 
     name = "rar2"
     min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
-    version = 1  # bump when a prompt's wording changes: cached generations are then redone
+    PROMPTS = {"rephrase": REPHRASE, "respond": RESPOND}
 
-    def __init__(self, instruction: str = REPHRASE):
-        self.instruction = instruction
+    def __init__(self, prompts: dict | None = None):
+        self.prompts = with_prompts("method", self.PROMPTS, prompts)
 
     def run(self, examples, task, llm, sampling):
-        rephrase_prompts = [
-            f'"{task.prompt(e)}"\n\n{self.instruction.format(note=task.rephrase_note).strip()}' for e in examples
-        ]
+        rephrase_prompts = [self.prompts["rephrase"].format(
+            question=task.prompt(e), note=f" {task.rephrase_note}" if task.rephrase_note else "").strip()
+                            for e in examples]
 
         def respond(ex, rephrased):
             # An empty rephrasing would leave call 2 nothing to answer: it gets the original question.
             question = rephrased.strip() or task.prompt(ex)
-            return f"{question}\n\n{task.respond_suffix}".strip(), not rephrased.strip()
+            return self.prompts["respond"].format(question=question, suffix=task.respond_suffix).strip(), \
+                not rephrased.strip()
 
         return two_calls(("rephrase", "respond"), examples, rephrase_prompts, task, llm, sampling, respond)

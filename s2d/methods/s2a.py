@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from s2d.methods.base import two_calls
+from s2d.methods.base import two_calls, with_prompts
 
 # Call 1: keep only the unbiased part of the user's text, in two labelled sections.
 REWRITE = (
@@ -60,19 +60,18 @@ class S2A:
 
     name = "s2a"
     min_new_tokens = 8  # config check: a smaller max_new_tokens cannot hold this method's format
-    version = 1  # bump when a prompt's wording changes: cached generations are then redone
+    PROMPTS = {"rewrite": REWRITE, "answer": ANSWER, "demo_input": DEMO_INPUT, "demo_reply": DEMO_REPLY}
 
-    def __init__(self, rewrite: str = REWRITE, answer: str = ANSWER, demo: bool = True):
-        self.rewrite = rewrite
-        self.answer = answer
+    def __init__(self, demo: bool = True, prompts: dict | None = None):
+        self.prompts = with_prompts("method", self.PROMPTS, prompts)
         self.demo = demo
 
     def rewrite_prompt(self, text: str):
-        ask = self.rewrite.format(input=text)
+        ask = self.prompts["rewrite"].format(input=text)
         if not self.demo:
             return ask
-        return [{"role": "user", "content": self.rewrite.format(input=DEMO_INPUT)},
-                {"role": "assistant", "content": DEMO_REPLY},
+        return [{"role": "user", "content": self.prompts["rewrite"].format(input=self.prompts["demo_input"])},
+                {"role": "assistant", "content": self.prompts["demo_reply"]},
                 {"role": "user", "content": ask}]
 
     def extracted(self, reply: str, original: str) -> tuple[str, bool]:
@@ -88,6 +87,6 @@ class S2A:
 
         def answer(ex, reply):
             text, fallback = self.extracted(reply, task.prompt(ex))
-            return self.answer.format(extracted=text), fallback
+            return self.prompts["answer"].format(extracted=text), fallback
 
         return two_calls(("rewrite", "answer"), examples, rewrite_prompts, task, llm, sampling, answer)

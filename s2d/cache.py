@@ -99,10 +99,16 @@ def generate_key(cfg: DictConfig) -> str:
     return digest("generate", model_key(cfg), method_key(method), task_key(cfg), content(cfg.generate), cfg.seed)
 
 
+def grader_version(cfg: DictConfig) -> int:
+    """The task class's `grader_version` (answer extraction and scoring); 1 for a task that predates it."""
+    return getattr(get_class(cfg.task._target_), "grader_version", 1)
+
+
 def filter_key(cfg: DictConfig, generate: str) -> str:
     """A filter that calls the model (USC) also depends on the model and the filter's prompt version;
-    others on their rule's `version` where they declare one."""
-    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target]
+    others on their rule's `version` where they declare one. The filter reads answers with the task's
+    grader, so a grader change redoes it (generation is reused)."""
+    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target, {"grader_version": grader_version(cfg)}]
     cls = get_class(cfg.filter._target_)
     if getattr(cls, "needs_model", False):
         parts += [model_key(cfg), method_key(cfg.filter)["prompt_version"]]
@@ -111,8 +117,17 @@ def filter_key(cfg: DictConfig, generate: str) -> str:
     return digest(*parts)
 
 
-def train_key(cfg: DictConfig, filter_: str) -> str:
-    return digest("train", filter_, content(cfg.train), cfg.seed)
+def train_key(cfg: DictConfig, targets: str) -> str:
+    """`targets`: `targets_digest` of the filter's output, so a filter rerun that yields the same training
+    pairs (a grader change under target=full_response) reuses the trained model."""
+    return digest("train", targets, content(cfg.train), cfg.seed)
+
+
+def targets_digest(filter_dir: Path) -> str:
+    """Digest of the (prompt, target) pairs a filter kept: all that training reads from it."""
+    from s2d.artifacts import read_jsonl
+
+    return digest("targets", [(r["prompt"], r["target"]) for r in read_jsonl(Path(filter_dir) / "targets.jsonl")])
 
 
 def evaluate_key(cfg: DictConfig, system: str, train: str | None) -> str:

@@ -4,19 +4,41 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
+from dataclasses import replace
 from pathlib import Path
 
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from s2d import cache
-from s2d.artifacts import is_done, mark_done, require_done, rewrite_jsonl
+from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, rewrite_jsonl
 from s2d.methods.system1 import System1
 from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
+from s2d.stats import wilson
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
 
+
+def grader_version(task) -> int:
+    """The version of the task's answer extraction and scoring (`Task.grader_version`)."""
+    # Tasks written before grader versions existed count as version 1.
+    return getattr(task, "grader_version", 1)
+
+
+def was_cut(trace: Trace) -> bool:
+    """Whether the trace's final text is a reply that stopped at the token cap.
+
+    Only a final text that is the last call's reply verbatim can have been cut; a final text the method
+    composed itself (BSM's summed verdict after its criteria scores) is complete as written.
+    """
+    last = trace.calls[-1] if trace.calls else None
+    return last is not None and last.text == trace.final_text and last.truncated
+
+
+def regrade(traces: list[Trace], task) -> list[Trace]:
+    """The traces with each answer read again from its final text by the task's current grader."""
+    return [replace(t, answer=task.extract(t.final_text, truncated=was_cut(t))) for t in traces]
 
 
 def majority(answers: list[str | None]) -> str | None:
@@ -57,17 +79,40 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
         metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))
     # Tasks whose figures span several inputs (judging a pair in both orders) add them here.
     if hasattr(task, "extra_metrics"):
-        metrics.update(task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system))
+        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system)
+        metrics.update(extra)
+        metrics.update(_agreement_intervals(extra, system))
     return rows, metrics
 
 
 def _figures(rows: list[dict], system: str, suffix: str = "") -> dict:
-    n = max(1, len(rows))
+    """Accuracy with its n and Wilson 95% interval, and tokens per input, over `rows`."""
+    n, k = len(rows), sum(bool(r["correct"]) for r in rows)
+    low, high = wilson(k, n)
     return {
-        f"{system}/accuracy{suffix}": sum(r["correct"] for r in rows) / n,
-        f"{system}/tokens_per_input{suffix}": sum(r["tokens"] for r in rows) / n,
-        f"{system}/n{suffix}": len(rows),
+        f"{system}/accuracy{suffix}": k / max(1, n),
+        f"{system}/accuracy{suffix}_ci_low": low,
+        f"{system}/accuracy{suffix}_ci_high": high,
+        f"{system}/tokens_per_input{suffix}": sum(r["tokens"] for r in rows) / max(1, n),
+        f"{system}/n{suffix}": n,
     }
+
+
+def _agreement_intervals(extra: dict, system: str) -> dict:
+    """Wilson 95% interval of each `<system>/agreement<suffix>`; agreement counts a pair's two orders, so
+    its n is twice `<system>/pairs<suffix>` and its count of agreeing verdicts is agreement × n."""
+    out = {}
+    head = f"{system}/agreement"
+    for key, value in extra.items():
+        suffix = key[len(head):] if key.startswith(head) else None
+        pairs = extra.get(f"{system}/pairs{suffix}")
+        if suffix is None or pairs is None:
+            continue
+        n = 2 * pairs
+        low, high = wilson(round(value * n), n)
+        out[f"{head}{suffix}_ci_low"], out[f"{head}{suffix}_ci_high"] = low, high
+        out[f"{head}{suffix}_n"] = n
+    return out
 
 
 def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
@@ -88,6 +133,11 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
         out = stage_dir(cfg, "evaluate", cache.evaluate_key(cfg, system, train_dir.name))
         dirs[system] = out
         if is_done(out):
+            if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+                # The grader changed since these answers were scored: score the stored replies again.
+                with stage_lock(out):
+                    if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+                        rescore(out, task, system)
             log.info("evaluate %s: reusing %s", system, out)
             continue
         with stage_lock(out):
@@ -123,6 +173,32 @@ def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Pa
     rows, metrics = score(examples, traces, task, system)
     rewrite_jsonl(out / "predictions.jsonl", rows)
     mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,
-                    "config": resolved(cfg)})
+                    "grader_version": grader_version(task), "config": resolved(cfg)})
     log.info("evaluate %s: accuracy %.3f, %.1f tokens per input", system, metrics[f"{system}/accuracy"],
              metrics[f"{system}/tokens_per_input"])
+
+
+def rescore(out: Path, task, system: str) -> dict:
+    """Score a finished evaluate directory again with the task's current grader, from its stored traces.
+
+    Rewrites predictions.jsonl and the figures in DONE.json; traces.jsonl is read, never written, and no
+    model is called. Returns what changed: answers changed, accuracy before and after, grader versions.
+    """
+    info = require_done(out)
+    examples = task.eval_examples()
+    traces = regrade([Trace.from_dict(r) for r in read_jsonl(out / "traces.jsonl")], task)
+    before = {r["example_id"]: r["answer"] for r in read_jsonl(out / "predictions.jsonl")}
+    rows, metrics = score(examples, traces, task, system)
+    changed = sum(before.get(r["example_id"]) != r["answer"] for r in rows)
+    rewrite_jsonl(out / "predictions.jsonl", rows)
+    # Figures are the "/" keys; stale ones (a group or interval the new scoring no longer has) are dropped.
+    kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version")}
+    mark_done(out, {**kept, **metrics, "grader_version": grader_version(task),
+                    "rescored": {"from_grader_version": info.get("grader_version"), "answers_changed": changed}})
+    summary = {"system": system, "n": len(rows), "answers_changed": changed,
+               "accuracy_before": info.get(f"{system}/accuracy"), "accuracy_after": metrics[f"{system}/accuracy"],
+               "grader_version_before": info.get("grader_version"), "grader_version_after": grader_version(task)}
+    log.info("evaluate %s: re-scored %s with grader version %s: %d answers changed, accuracy %s -> %.3f",
+             system, out, summary["grader_version_after"], changed, summary["accuracy_before"],
+             summary["accuracy_after"])
+    return summary

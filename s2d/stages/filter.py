@@ -13,6 +13,7 @@ from s2d.config import TARGETS
 from s2d import cache
 from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
 from s2d.stages import resolved, stage_dir, stage_lock
+from s2d.stages.evaluate import regrade
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,8 @@ def _filter(cfg: DictConfig, generate_dir: Path, out: Path, llm) -> None:
     if getattr(flt, "needs_model", False) and llm is None:
         llm = instantiate(cfg.backend)
     examples = [Example(**r) for r in read_jsonl(generate_dir / "examples.jsonl")]
-    traces = [Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")]
+    # Answers are read again with the current grader: a grader change redoes the filter, not generation.
+    traces = regrade([Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")], task)
     rows, stats = build_targets(examples, traces, flt, task, cfg.target, llm)
     rewrite_jsonl(out / "targets.jsonl", rows)
     if getattr(flt, "records", None):  # every call a model-consulting filter made, parsed or not

@@ -8,6 +8,42 @@ from omegaconf import DictConfig
 
 from s2d.artifacts import read_json, read_jsonl, write_json
 from s2d.config import SYSTEMS
+from s2d.stats import mcnemar_exact
+
+# (a, b): is a right more often than b on the same eval items? Distilled against both ends first.
+PAIRS = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"))
+_INTERVAL_ENDS = ("_ci_low", "_ci_high")
+
+
+def paired(evaluate_dirs: dict) -> dict:
+    """Exact McNemar test for each pair of systems, on the eval items both predicted.
+
+    `paired/<a>_vs_<b>/b`: items a got right and b wrong; `/c`: the reverse; `/n`: items compared;
+    `/p_value`: two-sided exact p-value of "a and b are equally accurate on these items".
+    """
+    correct = {s: {r["example_id"]: bool(r["correct"]) for r in read_jsonl(Path(d) / "predictions.jsonl")}
+               for s, d in evaluate_dirs.items()}
+    out = {}
+    for a, b in PAIRS:
+        if a not in correct or b not in correct:
+            continue
+        items = correct[a].keys() & correct[b].keys()
+        only_a = sum(correct[a][i] and not correct[b][i] for i in items)
+        only_b = sum(correct[b][i] and not correct[a][i] for i in items)
+        key = f"paired/{a}_vs_{b}"
+        out.update({f"{key}/b": only_a, f"{key}/c": only_b, f"{key}/n": len(items),
+                    f"{key}/p_value": mcnemar_exact(only_a, only_b)})
+    return out
+
+
+def groups(metrics: dict) -> list[str]:
+    """Groups the task tagged its inputs with (TriviaQA: biased / unbiased), from `<system>/accuracy_<group>`."""
+    found = set()
+    for key in metrics:
+        system, _, name = key.partition("/")
+        if system in SYSTEMS and name.startswith("accuracy_") and not name.endswith(_INTERVAL_ENDS):
+            found.add(name[len("accuracy_"):])
+    return sorted(found)
 
 
 def collect(dirs: dict) -> dict:
@@ -24,21 +60,40 @@ def collect(dirs: dict) -> dict:
     if train.get("trained"):
         metrics["train/steps"] = train["steps"]
         metrics["train/seconds_per_step"] = train["seconds_per_step"]
+    metrics.update(paired(dirs["evaluate"]))
     return metrics
 
 
+def with_interval(metrics: dict, key: str) -> str:
+    """`0.675 [0.52, 0.80]`: the figure and its Wilson 95% interval (the figure alone for older records)."""
+    value = metrics.get(key)
+    if value is None:
+        return "—"
+    low, high = metrics.get(f"{key}_ci_low"), metrics.get(f"{key}_ci_high")
+    return f"{value:.3f}" if low is None or high is None else f"{value:.3f} [{low:.2f}, {high:.2f}]"
+
+
 def table(metrics: dict, cell: dict) -> str:
-    # Tasks that tag inputs with groups (TriviaQA: biased / unbiased) get one accuracy column per group.
-    groups = sorted({k.split("/accuracy_", 1)[1] for k in metrics if "/accuracy_" in k})
+    # Tasks that tag inputs with groups (TriviaQA: biased / unbiased) get one accuracy column per group;
+    # judging tasks an agreement column (both orders of each pair).
+    cols = [("accuracy", "accuracy")] + [(f"accuracy_{g}", g) for g in groups(metrics)]
+    if any(f"{s}/agreement" in metrics for s in SYSTEMS):
+        cols.append(("agreement", "agreement"))
     lines = [f"s2d  method={cell['method']}  task={cell['task']}  filter={cell['filter']}",
-             f"{'system':<11}{'accuracy':>10}" + "".join(f"{g:>12}" for g in groups) + f"{'tokens/input':>14}"]
+             f"{'system':<11}{'n':>5}" + "".join(f"  {title:<19}" for _, title in cols) + f"{'tokens/input':>14}"]
     for s in SYSTEMS:
-        if f"{s}/accuracy" in metrics:
-            lines.append(f"{s:<11}{metrics[f'{s}/accuracy']:>10.3f}"
-                         + "".join(f"{metrics.get(f'{s}/accuracy_{g}', float('nan')):>12.3f}" for g in groups)
-                         + f"{metrics[f'{s}/tokens_per_input']:>14.1f}")
-        else:
-            lines.append(f"{s:<11}{'—':>10}" + "".join(f"{'—':>12}" for _ in groups) + f"{'—':>14}")
+        n = metrics.get(f"{s}/n")
+        cells = "".join(f"  {with_interval(metrics, f'{s}/{key}'):<19}" for key, _ in cols)
+        tokens = metrics.get(f"{s}/tokens_per_input")
+        lines.append(f"{s:<11}{'—' if n is None else n:>5}" + cells + f"{'—' if tokens is None else f'{tokens:.1f}':>14}")
+    lines.append("[low, high]: Wilson 95% interval; n: eval items")
+    tests = [(a, b) for a, b in PAIRS if f"paired/{a}_vs_{b}/p_value" in metrics]
+    if tests:
+        lines.append("paired on the same items (exact McNemar):")
+    for a, b in tests:
+        key = f"paired/{a}_vs_{b}"
+        lines.append(f"  {a} vs {b}: {metrics[f'{key}/b']} right only by {a}, {metrics[f'{key}/c']} only by {b}, "
+                     f"of {metrics[f'{key}/n']}; p = {metrics[f'{key}/p_value']:.3g}")
     if "filter/yield" in metrics:
         lines.append(f"filter: kept {metrics['filter/kept']} of {metrics['filter/seen']} train inputs "
                      f"(yield {metrics['filter/yield']:.2f})")

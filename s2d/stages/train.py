@@ -19,7 +19,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, filter_dir: Path, tracker, before_training=None) -> Path:
     """`before_training`: called just before a model is loaded for training (to free other models' memory)."""
     require_done(filter_dir)
-    out = stage_dir(cfg, "train", cache.train_key(cfg, filter_dir.name))
+    out = stage_dir(cfg, "train", cache.train_key(cfg, cache.targets_digest(filter_dir)))
     if is_done(out):
         log.info("train: reusing %s", out)
         return out

@@ -14,10 +14,13 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from s2d.artifacts import read_json
+from s2d.stats import wilson
 
 log = logging.getLogger(__name__)
 
 SYSTEM_MARKERS = {"system1": "o", "system2": "s", "distilled": "^"}
+# (a, b) pairs tested on the same eval items by the report stage (s2d/stages/report.py PAIRS).
+PAIRED = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"))
 
 
 def load_runs(root: Path) -> list[dict]:
@@ -54,11 +57,58 @@ def points(runs: list[dict]) -> list[dict]:
                 continue
             seen.add(key)
             # A distilled row with no metrics: the filter kept nothing to train on; shown, not hidden.
+            low, high = interval(m, system)
             out.append({"task": r["task"], "row": label, "system": system, "method": method,
-                        "accuracy": m.get(f"{system}/accuracy"), "tokens_per_input": m.get(f"{system}/tokens_per_input"),
+                        "accuracy": m.get(f"{system}/accuracy"), "ci_low": low, "ci_high": high,
+                        "n": m.get(f"{system}/n"), "tokens_per_input": m.get(f"{system}/tokens_per_input"),
                         "filter_yield": m.get("filter/yield") if system == "distilled" else None})
     order = {"system1": 0, "system2": 1, "distilled": 2}
     return sorted(out, key=lambda p: (order[p["system"]], p["row"]))
+
+
+def interval(m: dict, system: str) -> tuple[float | None, float | None]:
+    """The Wilson 95% interval of a system's accuracy: from the metrics, or from accuracy × n for runs
+    recorded before intervals were; (None, None) when the system has no accuracy."""
+    acc, n = m.get(f"{system}/accuracy"), m.get(f"{system}/n")
+    if acc is None:
+        return None, None
+    if f"{system}/accuracy_ci_low" in m:
+        return m[f"{system}/accuracy_ci_low"], m[f"{system}/accuracy_ci_high"]
+    return wilson(round(acc * n), n) if n else (None, None)
+
+
+def percent(acc: float, low: float | None, high: float | None, n: int | None) -> str:
+    """`67.5% [52.0, 79.9] (n=40)`."""
+    text = f"{100 * acc:.1f}%"
+    if low is not None:
+        text += f" [{100 * low:.1f}, {100 * high:.1f}]"
+    return text + (f" (n={n})" if n is not None else "")
+
+
+def paired_rows(runs: list[dict]) -> list[dict]:
+    """Each run's paired tests (exact McNemar on the same eval items), one row per comparison."""
+    out = []
+    for r in runs:
+        m = r["metrics"]
+        for a, b in PAIRED:
+            key = f"paired/{a}_vs_{b}"
+            if f"{key}/p_value" not in m:
+                continue
+            out.append({"task": r["task"], "method": r["method"], "filter": r["filter"],
+                        "unlabeled": m.get("filter/seen"), "a": a, "b": b, "only_a": m[f"{key}/b"],
+                        "only_b": m[f"{key}/c"], "n": m[f"{key}/n"], "p_value": m[f"{key}/p_value"],
+                        "accuracy_a": m.get(f"{a}/accuracy"), "accuracy_b": m.get(f"{b}/accuracy")})
+    return out
+
+
+def paired_markdown(rows: list[dict]) -> str:
+    lines = ["| task | method | filter | unlabeled | comparison | accuracy | right only by first | "
+             "right only by second | items | p (exact McNemar) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for p in rows:
+        lines.append(f"| {p['task']} | {p['method']} | {p['filter']} | {p['unlabeled']} | {p['a']} vs {p['b']} | "
+                     f"{100 * p['accuracy_a']:.1f}% vs {100 * p['accuracy_b']:.1f}% | {p['only_a']} | {p['only_b']} | "
+                     f"{p['n']} | {p['p_value']:.3g} |")
+    return "\n".join(lines)
 
 
 def _sizes(runs: list[dict]) -> dict[str, set]:
@@ -78,9 +128,11 @@ def curve(runs: list[dict]) -> list[dict]:
         m = r["metrics"]
         if len(sizes[r["task"]]) < 2 or m.get("distilled/accuracy") is None:
             continue
+        low, high = interval(m, "distilled")
         out.append({"task": r["task"], "method": r["method"], "filter": r["filter"],
                     "distill_from": r.get("distill_from", "method"), "unlabeled": m.get("filter/seen"),
-                    "kept": m.get("filter/kept"), "accuracy": m["distilled/accuracy"],
+                    "kept": m.get("filter/kept"), "accuracy": m["distilled/accuracy"], "ci_low": low,
+                    "ci_high": high, "n": m.get("distilled/n"),
                     "tokens_per_input": m["distilled/tokens_per_input"],
                     "system1": m.get("system1/accuracy"), "system2": m.get("system2/accuracy")})
     return sorted(out, key=lambda c: (c["task"], c["method"], c["filter"], c["distill_from"], c["unlabeled"]))
@@ -92,7 +144,7 @@ def curve_markdown(rows: list[dict]) -> str:
     for c in rows:
         source = "system1" if c["distill_from"] == "system1" or c["method"] == "system1" else c["method"]
         lines.append(f"| {c['task']} | {source} | {c['filter']} | {c['unlabeled']} | {c['kept']} | "
-                     f"{100 * c['accuracy']:.1f}% | {c['tokens_per_input']:.1f} |")
+                     f"{percent(c['accuracy'], c['ci_low'], c['ci_high'], c['n'])} | {c['tokens_per_input']:.1f} |")
     return "\n".join(lines)
 
 
@@ -122,8 +174,9 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
         mine = [c for c in rows if c["task"] == task]
         for key in sorted({(c["method"], c["filter"], c["distill_from"]) for c in mine}):
             line = [c for c in mine if (c["method"], c["filter"], c["distill_from"]) == key]
-            ax.plot([c["unlabeled"] for c in line], [100 * c["accuracy"] for c in line], marker="^",
-                    label=f"distilled {key[0] if key[2] == 'method' else 'system1'} [{key[1]}]")
+            ax.errorbar([c["unlabeled"] for c in line], [100 * c["accuracy"] for c in line],
+                        yerr=_yerr(line), marker="^", capsize=3,
+                        label=f"distilled {key[0] if key[2] == 'method' else 'system1'} [{key[1]}]")
         for system, style in (("system1", ":"), ("system2", "--")):
             if mine[0][system] is not None:
                 ax.axhline(100 * mine[0][system], linestyle=style, color="gray", label=system)
@@ -134,6 +187,11 @@ def plot_curve(rows: list[dict], path: Path) -> Path:
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+INTERVAL_NOTE = "Accuracy: % of eval items right [Wilson 95% interval] (n = eval items)."
+PAIRED_NOTE = ("Two systems answered the same items; exact McNemar test on the items exactly one of them got "
+               "right. A large p (say above 0.05) means the difference is within the noise of this many items.")
 
 
 def markdown(pts: list[dict]) -> str:
@@ -151,9 +209,42 @@ def markdown(pts: list[dict]) -> str:
             elif p["accuracy"] is None:
                 vals += [f"— (filter kept {100 * (p['filter_yield'] or 0):.0f}%)", "—"]
             else:
-                vals += [f"{100 * p['accuracy']:.1f}%", f"{p['tokens_per_input']:.1f}"]
+                vals += [percent(p["accuracy"], p["ci_low"], p["ci_high"], p["n"]), f"{p['tokens_per_input']:.1f}"]
         lines.append(f"| {row} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
+
+
+def _yerr(pts: list[dict]) -> list[list[float]]:
+    """Error bar lengths below and above each point (in %), from its interval; 0 where it has none."""
+    below = [100 * (p["accuracy"] - p["ci_low"]) if p.get("ci_low") is not None else 0.0 for p in pts]
+    above = [100 * (p["ci_high"] - p["accuracy"]) if p.get("ci_high") is not None else 0.0 for p in pts]
+    return [below, above]
+
+
+LABEL_SIZE = 7  # font size of point labels, in points
+
+
+def label_offsets(anchors: list[tuple[float, float]], texts: list[str], fontsize: float = LABEL_SIZE,
+                  gap: float = 4.0) -> list[tuple[float, float]]:
+    """Offsets (in points) of each point's label from its point, so that no two labels overlap.
+
+    `anchors`: the points' positions in points on the figure. Each label is a box to the point's upper
+    right, of estimated width 0.6 × fontsize per character; one that would overlap an earlier label moves
+    down or up a line at a time (nearest free line first), so labels of coinciding points stack.
+    """
+    line = fontsize * 1.3
+    placed: list[tuple[float, float, float, float]] = []
+    out = []
+    for (x, y), text in zip(anchors, texts):
+        width = 0.6 * fontsize * len(text)
+        for step in range(200):
+            dy = gap + line * ((step + 1) // 2) * (1 if step % 2 == 0 else -1)
+            box = (x + gap, y + dy, x + gap + width, y + dy + line)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        out.append((gap, dy))
+    return out
 
 
 def plot(pts: list[dict], path: Path) -> Path:
@@ -168,19 +259,28 @@ def plot(pts: list[dict], path: Path) -> Path:
     colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
     fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.5), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        for p in (p for p in pts if p["task"] == task and p["accuracy"] is not None):
-            ax.scatter(max(p["tokens_per_input"], 0.5), 100 * p["accuracy"], marker=SYSTEM_MARKERS[p["system"]],
-                       s=70, color=colors[p["method"]], edgecolor="black", linewidth=0.5)
-            ax.annotate(p["row"], (max(p["tokens_per_input"], 0.5), 100 * p["accuracy"]), fontsize=7,
-                        xytext=(4, 4), textcoords="offset points")
+        mine = [p for p in pts if p["task"] == task and p["accuracy"] is not None]
+        xs = [max(p["tokens_per_input"], 0.5) for p in mine]
+        for p, x in zip(mine, xs):
+            ax.errorbar(x, 100 * p["accuracy"], yerr=_yerr([p]), fmt="none",
+                        ecolor=colors[p["method"]], elinewidth=1, capsize=3, alpha=0.8, zorder=1)
+            ax.scatter(x, 100 * p["accuracy"], marker=SYSTEM_MARKERS[p["system"]], s=70, color=colors[p["method"]],
+                       edgecolor="black", linewidth=0.5, zorder=2)
         _log_x_accuracy_axes(ax, task, "generated tokens per input (log)")
-        xs = [max(p["tokens_per_input"], 0.5) for p in pts if p["task"] == task and p["accuracy"] is not None]
         if xs:
             ax.set_xlim(min(xs) / 1.5, max(xs) * 1.8)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        # Labels are placed once the axes' limits are final, in points on the figure.
+        to_points = 72.0 / fig.dpi
+        anchors = [tuple(v * to_points for v in ax.transData.transform((x, 100 * p["accuracy"])))
+                   for p, x in zip(mine, xs)]
+        for p, x, offset in zip(mine, xs, label_offsets(anchors, [p["row"] for p in mine])):
+            ax.annotate(p["row"], (x, 100 * p["accuracy"]), fontsize=LABEL_SIZE, xytext=offset,
+                        textcoords="offset points")
     handles = [plt.Line2D([], [], marker=mk, linestyle="", color="gray", label=s) for s, mk in SYSTEM_MARKERS.items()]
     handles += [plt.Line2D([], [], marker="o", linestyle="", color=colors[m], label=f"method {m}") for m in methods]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
+    fig.text(0.99, 0.01, "bars: Wilson 95% interval", ha="right", va="bottom", fontsize=7, color="gray")
     fig.tight_layout(rect=(0, 0.06, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -193,9 +293,15 @@ def report(root: Path, tracker=None) -> dict:
     runs = load_runs(root)
     pts = points(runs)
     table = markdown(pts)
-    text = f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n![accuracy vs tokens](report.png)\n"
+    text = (f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n{INTERVAL_NOTE}\n\n"
+            "![accuracy vs tokens](report.png)\n")
     png = plot(pts, root / "report.png")
-    print(table)
+    print(f"{table}\n{INTERVAL_NOTE}")
+    tests = paired_rows(runs)
+    if tests:
+        tests_table = paired_markdown(tests)
+        text += f"\n## Paired tests on the same eval items\n\n{PAIRED_NOTE}\n\n{tests_table}\n"
+        print(f"\n{tests_table}")
     rows = curve(runs)
     if rows:
         curve_table = curve_markdown(rows)
@@ -206,12 +312,14 @@ def report(root: Path, tracker=None) -> dict:
     print(f"\nwrote {root / 'report.md'} and {png}")
     if tracker is not None:
         tracker.table("report/points", pts)
+        if tests:
+            tracker.table("report/paired", tests)
         for task in sorted({p["task"] for p in pts}):
             tracker.scatter(f"report/{task}", [p for p in pts if p["task"] == task and p["accuracy"] is not None],
                             x="tokens_per_input",
                             y="accuracy", title=f"{task}: accuracy vs generated tokens per input")
         tracker.image("report/plot", png)
-    return {"runs": len(runs), "points": pts, "markdown": table, "png": png, "curve": rows}
+    return {"runs": len(runs), "points": pts, "markdown": table, "png": png, "curve": rows, "paired": tests}
 
 
 class SweepReport(Callback):

@@ -95,3 +95,138 @@ def test_wandb_table_takes_mixed_and_list_columns(tmp_path):
     finally:
         tracker.finish()
     assert list(tmp_path.glob("wandb/offline-run-*/files/media/table/predictions/x_*.table.json"))
+
+
+# ---- intervals, paired tests and labels, on hand-made records (no model) -----------------------------------
+
+def fake_run(root, name, method, task, systems):
+    """A finished run's run.json + metrics.json; `systems`: {system: (right, n, tokens)}."""
+    from s2d.artifacts import write_json
+    from s2d.stats import wilson
+
+    metrics = {"filter/seen": 10, "filter/yield": 1.0}
+    for s, (k, n, tokens) in systems.items():
+        low, high = wilson(k, n)
+        metrics.update({f"{s}/accuracy": k / n, f"{s}/accuracy_ci_low": low, f"{s}/accuracy_ci_high": high,
+                        f"{s}/n": n, f"{s}/tokens_per_input": tokens})
+    if "distilled" in systems and "system1" in systems:
+        metrics.update({"paired/distilled_vs_system1/b": 6, "paired/distilled_vs_system1/c": 0,
+                        "paired/distilled_vs_system1/n": 40, "paired/distilled_vs_system1/p_value": 0.03125})
+    write_json(root / name / "run.json", {"method": method, "task": task, "filter": "none", "model": "m",
+                                          "target": "answer", "distill_from": "method", "stages": {}})
+    write_json(root / name / "metrics.json", metrics)
+
+
+def test_report_shows_intervals_n_and_paired_tests(tmp_path):
+    fake_run(tmp_path, "0", "system1", "coin_flip", {"system1": (27, 40, 5.0), "distilled": (27, 40, 5.0)})
+    fake_run(tmp_path, "1", "rar2", "coin_flip", {"system1": (27, 40, 5.0), "system2": (20, 40, 80.0),
+                                                   "distilled": (33, 40, 5.0)})
+    res = report(tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    row = next(line for line in md.splitlines() if line.startswith("| System 1 |"))
+    assert "67.5% [52.0, 79.9] (n=40)" in row
+    assert "| Distilled rar2 | 82.5% [68.0, 91.3] (n=40) | 5.0 |" in md
+    assert "Wilson 95%" in md
+    assert "## Paired tests on the same eval items" in md
+    assert "| coin_flip | rar2 | none | 10 | distilled vs system1 | 82.5% vs 67.5% | 6 | 0 | 40 | 0.0312 |" in md
+    assert len(res["paired"]) == 2
+    pts = {p["row"]: p for p in res["points"]}
+    assert (pts["System 2: rar2"]["ci_low"], pts["System 2: rar2"]["n"]) == (pytest.approx(0.351993, abs=1e-5), 40)  # Wilson(20, 40)
+
+
+def test_report_intervals_for_runs_recorded_before_intervals(tmp_path):
+    from s2d.artifacts import write_json
+    from s2d.report import interval
+
+    assert interval({"system1/accuracy": 0.5, "system1/n": 10}, "system1") == pytest.approx((0.236590, 0.763410),
+                                                                                           abs=1e-5)
+    assert interval({}, "distilled") == (None, None)
+    fake_run(tmp_path, "0", "rar2", "coin_flip", {"system1": (5, 10, 3.0)})
+    metrics = json.loads((tmp_path / "0" / "metrics.json").read_text())
+    write_json(tmp_path / "0" / "metrics.json", {k: v for k, v in metrics.items() if "_ci_" not in k})
+    assert "50.0% [23.7, 76.3] (n=10)" in report(tmp_path)["markdown"]
+
+
+def test_labels_of_coinciding_points_do_not_overlap():
+    from s2d.report import LABEL_SIZE, label_offsets
+
+    texts = ["Distilled rar2", "Distill System 1", "System 1", "System 2: rar2"]
+    anchors = [(100.0, 200.0), (100.0, 200.0), (101.0, 201.0), (300.0, 50.0)]
+    offsets = label_offsets(anchors, texts)
+    assert offsets[0] != offsets[1] and len({o for o in offsets[:3]}) == 3
+    assert offsets[3] == offsets[0]  # a point far from the others keeps the default place
+    line = LABEL_SIZE * 1.3
+    boxes = [(x + dx, y + dy, x + dx + 0.6 * LABEL_SIZE * len(t), y + dy + line)
+             for (x, y), (dx, dy), t in zip(anchors, offsets, texts)]
+    for i in range(len(boxes)):
+        for j in range(i):
+            a, b = boxes[i], boxes[j]
+            assert not (a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]), (texts[i], texts[j])
+
+
+def test_plot_draws_error_bars_and_separate_labels(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    from s2d import report as report_module
+
+    fake_run(tmp_path, "0", "system1", "coin_flip", {"system1": (27, 40, 5.0), "distilled": (27, 40, 5.0)})
+    fake_run(tmp_path, "1", "rar2", "coin_flip", {"system1": (27, 40, 5.0), "distilled": (27, 40, 5.0)})
+    bars, labels = [], []
+    real_errorbar, real_annotate = matplotlib.axes.Axes.errorbar, matplotlib.axes.Axes.annotate
+    monkeypatch.setattr(matplotlib.axes.Axes, "errorbar",
+                        lambda self, *a, **k: bars.append((a, k)) or real_errorbar(self, *a, **k))
+    monkeypatch.setattr(matplotlib.axes.Axes, "annotate",
+                        lambda self, text, *a, **k: labels.append((text, k["xytext"])) or real_annotate(self, text, *a, **k))
+    report_module.report(tmp_path)
+    # one bar per point: 27/40 → Wilson [52.0, 79.9] → 15.5 below and 12.4 above 67.5
+    assert len(bars) == 3
+    below, above = bars[0][1]["yerr"]
+    assert (below[0], above[0]) == pytest.approx((67.5 - 52.0175, 79.9157 - 67.5), abs=1e-3)
+    offsets = dict(labels)
+    assert offsets["Distilled rar2"] != offsets["Distill System 1"]  # the two distilled points coincide
+
+
+def test_console_table_intervals_groups_and_paired(tmp_path):
+    from s2d.artifacts import write_jsonl
+    from s2d.stages.evaluate import _figures
+    from s2d.stages.report import groups, paired, table
+
+    rows = [{"correct": i < 27, "tokens": 2} for i in range(40)]
+    metrics = {**_figures(rows, "system1"), **_figures(rows[:10], "system1", "_biased")}
+    assert metrics["system1/accuracy_biased_ci_low"] == pytest.approx(0.722467, abs=1e-5)  # Wilson(10, 10)
+    assert groups(metrics) == ["biased"]
+    right = {"system1": [1, 1, 0, 0, 1, 0], "distilled": [1, 1, 1, 1, 1, 1], "system2": [0, 1, 1, 1, 1, 1]}
+    dirs = {}
+    for s, marks in right.items():
+        dirs[s] = tmp_path / s
+        write_jsonl(dirs[s] / "predictions.jsonl", [{"example_id": f"e{i}", "correct": bool(c)} for i, c in enumerate(marks)])
+    tests = paired(dirs)
+    assert (tests["paired/distilled_vs_system1/b"], tests["paired/distilled_vs_system1/c"]) == (3, 0)
+    assert tests["paired/distilled_vs_system1/p_value"] == 0.25
+    assert (tests["paired/distilled_vs_system2/b"], tests["paired/distilled_vs_system2/n"]) == (1, 6)
+    assert (tests["paired/system2_vs_system1/b"], tests["paired/system2_vs_system1/c"]) == (3, 1)
+    text = table({**metrics, **tests}, {"method": "rar2", "task": "t", "filter": "none"})
+    line = next(line for line in text.splitlines() if line.startswith("system1"))
+    assert line.split()[:7] == ["system1", "40", "0.675", "[0.52,", "0.80]", "1.000", "[0.72,"]
+    assert "Wilson 95%" in text
+    assert "distilled vs system1: 3 right only by distilled, 0 only by system1, of 6; p = 0.25" in text
+
+
+def test_wandb_report_tables_carry_the_intervals(tmp_path):
+    from s2d.tracking import WandbTracker
+
+    fake_run(tmp_path, "0", "rar2", "coin_flip", {"system1": (27, 40, 5.0), "system2": (20, 40, 80.0),
+                                                   "distilled": (33, 40, 5.0)})
+    tracker = WandbTracker(mode="offline")
+    tracker.start({}, tmp_path / "wb", job_type="report")
+    try:
+        report(tmp_path, tracker)
+    finally:
+        tracker.finish()
+    media = tmp_path / "wb"
+    scatter = json.loads(next(media.glob("wandb/offline-run-*/files/media/table/report/coin_flip_*.table.json")).read_text())
+    assert {"ci_low", "ci_high", "n"} <= set(scatter["columns"])
+    row = dict(zip(scatter["columns"], next(r for r in scatter["data"] if r[scatter["columns"].index("system")] == "system2")))
+    assert row["ci_low"] == pytest.approx(0.351993, abs=1e-5) and row["n"] == 40
+    paired_table = json.loads(next(media.glob("wandb/offline-run-*/files/media/table/report/paired_*.table.json")).read_text())
+    assert paired_table["data"][0][paired_table["columns"].index("p_value")] == 0.03125

@@ -1,7 +1,11 @@
 """Content-addressed stage directories: a stage's directory is named by a hash of what determines its output.
 
 Infrastructure keys (engine batch size, threads, device, progress bars, paths, logging) are left out, so
-changing them reuses finished work; everything that can change a record is in.
+changing them reuses finished work; everything that can change a record is in. The backend node enters only
+as its `_target_` and `dtype` (`model_key`): its batch_size, max_batch_tokens, loop and shared_prefill decide
+how sequences are batched, and every sampled sequence draws from its own seeded stream (s2d/llm/hf.py), so
+they change floating-point rounding at most, not the records (tested in tests/test_sampling.py). Likewise
+chunk_size and sharding: a sample's seed comes from (seed, example, call stage, sample index) alone.
 """
 
 from __future__ import annotations
@@ -54,8 +58,13 @@ def model_key(cfg: DictConfig) -> dict:
 
 
 def method_key(node: DictConfig) -> dict:
-    """The method's config and its class's prompt version (bumped whenever a prompt's wording changes)."""
-    return {"config": content(node), "prompt_version": getattr(get_class(node._target_), "version", 0)}
+    """The method's (or a model-calling filter's) config and the full text of every prompt it sends: its
+    module's defaults with `prompts.<name>` overrides applied, so editing a default prompt redoes its work."""
+    from hydra.utils import instantiate
+
+    config = content(node)
+    config.pop("prompts", None)
+    return {"config": config, "prompts": dict(instantiate(node).prompts)}
 
 
 def task_key(cfg: DictConfig, split: str = "train") -> dict:
@@ -111,7 +120,7 @@ def filter_key(cfg: DictConfig, generate: str) -> str:
     parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target, {"grader_version": grader_version(cfg)}]
     cls = get_class(cfg.filter._target_)
     if getattr(cls, "needs_model", False):
-        parts += [model_key(cfg), method_key(cfg.filter)["prompt_version"]]
+        parts += [model_key(cfg), method_key(cfg.filter)["prompts"]]
     elif hasattr(cls, "version"):  # a filter whose selection rule changed bumps it, so its picks are redone
         parts.append(cls.version)
     return digest(*parts)
@@ -131,8 +140,10 @@ def targets_digest(filter_dir: Path) -> str:
 
 
 def evaluate_key(cfg: DictConfig, system: str, train: str | None) -> str:
-    """System 1 depends on model and task only, so every method and filter in a sweep shares it."""
-    parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg, "eval"), content(cfg.eval), cfg.seed]
+    """System 1 depends on model and task only, so every method and filter in a sweep shares it. The sampling
+    seed enters only when eval decoding samples: greedy records are the same at every seed."""
+    seed = cfg.seed if cfg.eval.temperature > 0 else None
+    parts: list[Any] = ["evaluate", system, model_key(cfg), task_key(cfg, "eval"), content(cfg.eval), seed]
     if system == "system1":
         parts.append(method_key(cfg.system1))
     if system == "system2":

@@ -47,7 +47,8 @@ class S2DConf:
     logger: Any = MISSING
     paths: Any = MISSING
     system1: Any = MISSING
-    seed: int = 0
+    seed: int = 0  # sampling
+    data_seed: int = 0  # splits, templates, pools, few-shot draws
     target: str = "answer"
     distill_from: str = "method"
     on_nothing_to_distill: str = "fail"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from contextlib import contextmanager
-from dataclasses import replace
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -13,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, rewrite_jsonl, write_jsonl
 from s2d.llm.base import render_prompt
-from s2d.types import Example, Sampling, Trace
+from s2d.types import Example, Sampling, Trace, request_seed
 
 log = logging.getLogger(__name__)
 
@@ -94,8 +93,10 @@ def _draft_inputs(cfg: DictConfig, task, out: Path, llm) -> None:
 
     requests = task.draft_requests()
     llm = llm or instantiate(cfg.backend)
-    comps = llm.generate([p for _, p in requests], Sampling(n=1, temperature=0.0, max_new_tokens=24,
-                                                           seed=int(cfg.seed)), desc="draft inputs")
+    # The drafts are data (the inputs' wrong answers): seeded by data_seed and the item, never the sampling seed.
+    draft = Sampling(n=1, temperature=0.0, max_new_tokens=24, seed=int(cfg.data_seed))
+    comps = llm.generate([p for _, p in requests], draft, desc="draft inputs",
+                         seeds=[request_seed(draft.seed, qid, "draft") for qid, _ in requests])
     rewrite_jsonl(out / "drafts.jsonl", [{"id": qid, "prompt": render_prompt(p), "text": c[0].text,
                                           "completion_tokens": c[0].completion_tokens}
                                          for (qid, p), c in zip(requests, comps)])
@@ -120,9 +121,10 @@ def run_in_chunks(
     """Run `fn` over fixed chunks of examples, appending each finished chunk's traces to `path`.
 
     Chunks already complete on disk are skipped, and a chunk cut short by a kill is dropped and
-    redone, so a resumed run writes exactly the records of an uninterrupted one. Chunk i samples with
-    seed + i, so its samples do not depend on which chunks ran before it, nor on which process ran it:
-    `only(i)` restricts the work to some chunks (a shard), whose records equal the unsharded run's.
+    redone, so a resumed run writes exactly the records of an uninterrupted one. Every sample's seed
+    derives from (seed, example, call stage, sample) inside the method, so a chunk's records do not
+    depend on the chunk size, on which chunks ran before it, nor on which process ran it: `only(i)`
+    restricts the work to some chunks (a shard), whose records equal the unsharded run's.
     Returns (traces, chunks run).
     """
     chunks = [list(examples[i : i + chunk_size]) for i in range(0, len(examples), chunk_size)]
@@ -142,7 +144,7 @@ def run_in_chunks(
     for i, chunk in enumerate(chunks):
         if i in complete:
             continue
-        traces = fn(chunk, replace(samp, seed=samp.seed + i))
+        traces = fn(chunk, samp)
         write_jsonl(path, [t.to_dict() for t in traces])
         ran += 1
     order = {e.id: k for k, e in enumerate(examples)}

@@ -69,11 +69,14 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
             "tokens": sum(t.completion_tokens for t in ts), "calls": sum(len(t.calls) for t in ts),
             "call_tokens": [[c.completion_tokens for c in t.calls] for t in ts],
             "fallbacks": sum(bool(t.meta.get("fallback")) for t in ts),
+            "truncated": sum(c.truncated for t in ts for c in t.calls),  # calls that hit max_new_tokens
             "group": ex.meta.get("group"),
         })
     metrics = _figures(rows, system)
     metrics[f"{system}/parse_failures"] = sum(r["answer"] is None for r in rows)
     metrics[f"{system}/fallbacks"] = sum(r["fallbacks"] for r in rows)
+    # Share of all calls of all samples that stopped at eval.max_new_tokens (no EOS, no stop string).
+    metrics[f"{system}/truncated"] = sum(r["truncated"] for r in rows) / max(1, sum(r["calls"] for r in rows))
     # Tasks that tag inputs with a group (e.g. biased / unbiased) get the same figures per group.
     for group in sorted({r["group"] for r in rows if r["group"]}):
         metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))

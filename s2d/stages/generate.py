@@ -17,6 +17,12 @@ from s2d.types import Example, Trace
 log = logging.getLogger(__name__)
 
 
+def truncated_share(traces: list[Trace]) -> float:
+    """Share of the traces' calls that hit max_new_tokens; records written before the flag existed count as not."""
+    calls = [c for t in traces for c in t.calls]
+    return sum(c.truncated for c in calls) / max(1, len(calls))
+
+
 def shard_spec(cfg: DictConfig) -> tuple[int, int | None]:
     """(generate.num_shards, generate.shard_id), checked."""
     shards, shard = int(cfg.generate.get("num_shards", 1)), cfg.generate.get("shard_id")
@@ -78,6 +84,8 @@ def _generate(cfg: DictConfig, out: Path, shards: int, llm) -> Path:
         "inputs": len(examples), "shards": shards,
         "traces": len(traces), "samples_per_input": samp.n, "completion_tokens": tokens,
         "fallbacks": sum(bool(t.meta.get("fallback")) for t in traces),
+        # Share of all calls of all samples that stopped at generate.max_new_tokens (no EOS, no stop string).
+        "truncated": truncated_share(traces),
         "split": task.split_stats() if task is not None and hasattr(task, "split_stats") else None,  # optional part
         "tokens_per_input": tokens / max(1, len(examples)), "seconds": seconds,
         "tokens_per_second": tokens / max(seconds, 1e-9) if ran else None, "config": resolved(cfg),

@@ -230,3 +230,27 @@ def test_wandb_report_tables_carry_the_intervals(tmp_path):
     assert row["ci_low"] == pytest.approx(0.351993, abs=1e-5) and row["n"] == 40
     paired_table = json.loads(next(media.glob("wandb/offline-run-*/files/media/table/report/paired_*.table.json")).read_text())
     assert paired_table["data"][0][paired_table["columns"].index("p_value")] == 0.03125
+
+
+def test_judge_agreement_gets_an_interval_over_both_orders():
+    from s2d.stages.evaluate import score
+    from s2d.tasks.judge import pair_examples, pair_metrics
+    from s2d.types import Call, Trace
+
+    class Judge:
+        def score(self, answer, ex):
+            return answer == ex.gold
+
+        def extra_metrics(self, examples, answers, system):
+            return pair_metrics(examples, answers, system)
+
+    examples, traces = [], []
+    for i, (gold, v_ab, v_ba) in enumerate([("A", "A", "B"), ("A", "A", "A"), ("B", "A", "B"), ("A", "A", "B")]):
+        ab, ba = pair_examples(f"p{i}", "q", "x", "y", gold, None, 0)
+        examples += [ab, ba]
+        traces += [Trace(ab.id, 0, [Call("judge", "p", v_ab, 1, 1)], v_ab, v_ab),
+                   Trace(ba.id, 0, [Call("judge", "p", v_ba, 1, 1)], v_ba, v_ba)]
+    _, m = score(examples, traces, Judge(), "system1")
+    # the swapped order's gold is swapped: right in p0 twice, p1 once, p2 never, p3 twice → 5 of 8 verdicts
+    assert m["system1/agreement"] == 0.625 and m["system1/agreement_n"] == 8
+    assert (m["system1/agreement_ci_low"], m["system1/agreement_ci_high"]) == pytest.approx((0.305738, 0.863158), abs=1e-5)

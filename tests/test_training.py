@@ -19,12 +19,17 @@ def test_only_target_tokens_carry_labels(tiny_backend):
     assert f["labels"][-1] == tok.eos_token_id
 
 
-def test_truncation_keeps_the_target(tiny_backend):
+def test_over_long_pair_is_an_error_not_a_cut_prompt(tiny_backend):
+    import pytest
+
+    from s2d.training.data import PairTooLong
+
     tok = tiny_backend.tokenizer
-    f = build_features(tok, "x" * 300, "abc", max_length=20)
-    assert len(f["input_ids"]) == 20
-    assert f["labels"][-4:] == tok("abc", add_special_tokens=False).input_ids + [tok.eos_token_id]
-    assert f["labels"][:16] == [IGNORE] * 16
+    n_prompt = len(encode_chat(tok, "x" * 300))
+    with pytest.raises(PairTooLong, match=f"{n_prompt} prompt \\+ 4 target tokens, more than train.max_length=20"):
+        build_features(tok, "x" * 300, "abc", max_length=20)
+    f = build_features(tok, "x" * 300, "abc", max_length=n_prompt + 4)  # exactly fits: nothing cut
+    assert len(f["input_ids"]) == n_prompt + 4 and f["labels"][:n_prompt] == [IGNORE] * n_prompt
 
 
 def test_collate_pads_right_and_masks_padding(tiny_backend):

@@ -5,23 +5,28 @@ Every pair is judged in both orders: it becomes two inputs, `<pair>:ab` (A = fir
 agreement with the human label, counted over both orders; `inconsistent` is the share of pairs whose
 verdict changes when the order is swapped.
 
-Sources: OASST2 message trees (English, first turn, two ranked assistant replies) for unlabeled train
-pairs and a labeled eval split, and MT-bench human pairwise judgments for out-of-distribution eval.
+Sources: OASST2 message trees (English, first turn, ranked assistant replies): unlabeled train pairs from
+its train split, a labeled eval split from its validation split; MT-bench human pairwise judgments for
+out-of-distribution eval. With `max_input_tokens`, long replies are shortened (marked) so that every
+prompt fits the budget; the template and the question are never cut.
 """
 
 from __future__ import annotations
 
 import ast
 import json
+import logging
 import random
 import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, check_data_file, load_records, require_field, resolve_data_path, take
+from s2d.tasks.base import DataNotFound, check_data_file, load_records, require_field, resolve_data_path
 from s2d.tasks.grading import committed_text, final_segment, one_of
 from s2d.types import Example
+
+log = logging.getLogger(__name__)
 
 VERDICTS = ("A", "B", "C")  # C: tie
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
@@ -80,21 +85,104 @@ def swap_verdict(verdict: str | None) -> str | None:
 
 
 def pair_examples(pid: str, query: str, first: str, second: str, gold: str | None, group: str | None,
-                  max_chars: int) -> list[Example]:
-    """The pair in both orders; gold is the verdict for (first, second) and is mapped for the swap."""
-    query, first, second = (clip(t, max_chars) for t in (query, first, second))
+                  max_chars: int, budget: InputBudget | None = None) -> list[Example]:
+    """The pair in both orders; gold is the verdict for (first, second) and is mapped for the swap.
+
+    The question is never cut. Replies are cut at `max_chars` characters, then shortened to fit `budget`;
+    shortened pairs carry meta["shortened"]. Empty list: the question alone does not fit the budget.
+    """
+    query, first, second = query.strip(), clip(first, max_chars), clip(second, max_chars)
+    shortened = False
+    if budget is not None:
+        fitted = budget.fit(query, first, second)
+        if fitted is None:
+            return []
+        first, second, shortened = fitted
     out = []
     for order, a, b, g in (("ab", first, second, gold), ("ba", second, first, swap_verdict(gold))):
         meta = {"pair": pid, "order": order, "query": query, "a": a, "b": b}
         if group:
             meta["group"] = group
+        if shortened:
+            meta["shortened"] = True
         out.append(Example(id=f"{pid}:{order}", input=JUDGE_PROMPT.format(query=query, a=a, b=b), gold=g, meta=meta))
     return out
 
 
+SHORTENED = "[...]"  # where a reply was cut, so a reader (and the judge) sees that it goes on
+
+
 def clip(text: str, max_chars: int) -> str:
     text = text.strip()
-    return text if max_chars <= 0 or len(text) <= max_chars else text[:max_chars].rstrip() + " [...]"
+    return text if max_chars <= 0 or len(text) <= max_chars else text[:max_chars].rstrip() + " " + SHORTENED
+
+
+class InputBudget:
+    """Fits a judge prompt, as the model reads it (chat template applied), plus its verdict target into
+    `max_tokens` tokens by shortening the two replies in proportion to their lengths, each ending in
+    SHORTENED; the template and the question are never cut. The same rule builds train and eval inputs.
+    """
+
+    def __init__(self, tokenizer, max_tokens: int, min_reply_tokens: int = 16, target: str = "[[A]]"):
+        self.tok, self.max_tokens, self.min_reply_tokens = tokenizer, max_tokens, min_reply_tokens
+        # the SFT target (verdict + EOS) shares train.max_length with the prompt
+        self.limit = max_tokens - len(self._ids(target)) - 1
+
+    def _ids(self, text: str) -> list[int]:
+        return self.tok(text, add_special_tokens=False).input_ids
+
+    def length(self, query: str, a: str, b: str) -> int:
+        """Tokens of the longer of the two orders' prompts."""
+        from s2d.llm.hf import encode_chat  # the count generation and training use
+
+        return max(len(encode_chat(self.tok, JUDGE_PROMPT.format(query=query, a=x, b=y))) for x, y in ((a, b), (b, a)))
+
+    def fit(self, query: str, a: str, b: str) -> tuple[str, str, bool] | None:
+        """(a, b, shortened), or None when the question leaves under `min_reply_tokens` per reply."""
+        if self.length(query, a, b) <= self.limit:
+            return a, b, False
+        fixed = self.length(query, SHORTENED, SHORTENED)
+        room = self.limit - fixed
+        if room < 2 * self.min_reply_tokens:
+            return None
+        ids_a, ids_b = self._ids(a), self._ids(b)
+        while room > 0:
+            keep_a = room * len(ids_a) // (len(ids_a) + len(ids_b))
+            keep_a = min(len(ids_a), max(keep_a, room - len(ids_b)))
+            cut = [self._cut(ids, keep) for ids, keep in ((ids_a, keep_a), (ids_b, room - keep_a))]
+            over = self.length(query, *cut) - self.limit
+            if over <= 0:
+                return cut[0], cut[1], True
+            room -= over  # re-tokenising the cut text can merge tokens differently: take off the excess
+        return None
+
+    def _cut(self, ids: list[int], keep: int) -> str:
+        if keep >= len(ids):
+            return self.tok.decode(ids)
+        head = self.tok.decode(ids[:keep]).rstrip() if keep > 0 else ""
+        return f"{head} {SHORTENED}" if head else SHORTENED
+
+
+_TOKENIZERS: dict[tuple, Any] = {}
+
+
+def load_tokenizer(model) -> Any:
+    """The tokenizer of a model source (`model` config node: ModelSource or another with `resolve()`),
+    loaded once per process; GGUF files are read directly."""
+    from transformers import AutoTokenizer
+
+    src, gguf = model.resolve()
+    key = (src, gguf, model.revision)
+    if key not in _TOKENIZERS:
+        kw = {"gguf_file": gguf} if gguf else {}
+        if model.revision:
+            kw["revision"] = model.revision
+        try:
+            _TOKENIZERS[key] = AutoTokenizer.from_pretrained(src, trust_remote_code=bool(model.trust_remote_code), **kw)
+        except OSError as e:
+            raise DataNotFound(f"task.max_input_tokens needs the tokenizer of model '{model.name}' at '{src}' ({e}); "
+                               "make the model available or set task.max_input_tokens=0") from e
+    return _TOKENIZERS[key]
 
 
 def pair_metrics(examples: list[Example], answers: dict[str, str | None], system: str) -> dict[str, float]:
@@ -161,24 +249,36 @@ def trees_from_messages(rows: list[dict]) -> list[dict]:
     return roots
 
 
-def first_turn_pair(tree: dict, lang: str = "en") -> tuple[str, str, str] | None:
-    """(query, better reply, worse reply) from a tree's first turn, by the replies' ranks; None if unusable.
+PAIRINGS = ("best_two", "all_ranked")
 
-    Needs a prompter root in `lang` and at least two non-deleted assistant replies with a rank; the two
-    best-ranked replies form the pair (rank 0 is the human-preferred one).
+
+def first_turn_pairs(tree: dict, lang: str = "en", pairing: str = "best_two") -> list[tuple[str, str, str, str]]:
+    """(pair id suffix, query, better reply, worse reply) from a tree's first turn, by the replies' ranks.
+
+    Needs a prompter root in `lang` and at least two non-deleted assistant replies with a rank (rank 0 is
+    the human-preferred one). `best_two`: the two best-ranked replies, if their ranks differ. `all_ranked`:
+    every pair of differently ranked replies (the paper's 19,672 train inputs need more than one per query).
     """
+    if pairing not in PAIRINGS:
+        raise ValueError(f"task.pairing / task.eval_pairing='{pairing}': allowed values are {', '.join(PAIRINGS)}")
     root = tree.get("prompt") or {}
     if root.get("role") != "prompter" or root.get("lang") != lang or root.get("deleted"):
-        return None
-    replies = [r for r in root.get("replies") or []
-               if r.get("role") == "assistant" and not r.get("deleted") and r.get("rank") is not None
-               and (r.get("text") or "").strip()]
-    if len(replies) < 2:
-        return None
-    best, second = sorted(replies, key=lambda r: r["rank"])[:2]
-    if best["rank"] == second["rank"]:
-        return None
-    return root["text"], best["text"], second["text"]
+        return []
+    replies = sorted((r for r in root.get("replies") or []
+                      if r.get("role") == "assistant" and not r.get("deleted") and r.get("rank") is not None
+                      and (r.get("text") or "").strip()), key=lambda r: r["rank"])
+    if pairing == "best_two":
+        if len(replies) < 2 or replies[0]["rank"] == replies[1]["rank"]:
+            return []
+        return [("", root["text"], replies[0]["text"], replies[1]["text"])]
+    return [(f"#{i}-{j}", root["text"], replies[i]["text"], replies[j]["text"])
+            for i in range(len(replies)) for j in range(i + 1, len(replies)) if replies[i]["rank"] < replies[j]["rank"]]
+
+
+def first_turn_pair(tree: dict, lang: str = "en") -> tuple[str, str, str] | None:
+    """(query, better reply, worse reply) of the two best-ranked first-turn replies; None if unusable."""
+    pairs = first_turn_pairs(tree, lang)
+    return pairs[0][1:] if pairs else None
 
 
 def read_trees(path: Path) -> list[dict]:
@@ -192,59 +292,128 @@ def read_trees(path: Path) -> list[dict]:
 
 
 class OASST2(PairTask):
-    """Unlabeled train pairs and a labeled eval split from OASST2 trees (English, turn 1, two ranked replies).
+    """Unlabeled train pairs from OASST2's train split and labeled eval pairs from its validation split
+    (English, turn 1, ranked replies), as in the paper; or, with `path`, one file of trees cut by tree into
+    disjoint eval and train parts (the staged topic-filtered sample: development and smoke runs only).
 
     Which reply is A is drawn with the seed, so the gold verdict is not always A.
     """
 
     name = "oasst2"
 
-    def __init__(self, n_train: int = 6, n_eval: int = 8, path: str = "oasst2/oasst2_filtered.jsonl",
-                 hub_id: str | None = "OpenAssistant/oasst2", hub_split: str = "validation", lang: str = "en",
-                 max_response_chars: int = 400, seed: int = 0, data_dir: str | None = None):
+    def __init__(self, n_train: int | None = 6, n_eval: int | None = 8, path: str | None = "oasst2/oasst2_filtered.jsonl",
+                 train_path: str | None = None, eval_path: str | None = None,
+                 hub_id: str | None = "OpenAssistant/oasst2", hub_train_split: str = "train",
+                 hub_eval_split: str = "validation", lang: str = "en", pairing: str = "best_two",
+                 eval_pairing: str = "best_two", max_response_chars: int = 0, max_input_tokens: int = 0,
+                 min_reply_tokens: int = 16, model: Any = None, seed: int = 0, data_dir: str | None = None):
+        for key, value in (("task.pairing", pairing), ("task.eval_pairing", eval_pairing)):
+            if value not in PAIRINGS:
+                raise ValueError(f"{key}='{value}': allowed values are {', '.join(PAIRINGS)}")
         self.n_train, self.n_eval = n_train, n_eval
-        self.path, self.hub_id, self.hub_split, self.lang = path, hub_id, hub_split, lang
-        self.max_response_chars, self.seed, self.data_dir = max_response_chars, seed, data_dir
+        self.path, self.train_path, self.eval_path = path, train_path, eval_path
+        self.hub_id, self.hub_splits, self.lang = hub_id, {"train": hub_train_split, "eval": hub_eval_split}, lang
+        self.pairing, self.eval_pairing = pairing, eval_pairing
+        self.max_response_chars, self.max_input_tokens, self.min_reply_tokens = max_response_chars, max_input_tokens, min_reply_tokens
+        self.model, self.seed, self.data_dir = model, seed, data_dir
         self._split: tuple[list[Example], list[Example]] | None = None
+        self._budget: InputBudget | None = None
+        self._stats: dict[str, dict[str, int]] = {}
 
-    def _trees(self) -> list[dict]:
-        if self.path:
-            try:
-                return read_trees(resolve_data_path(self.path, self.data_dir, "task.path"))
-            except DataNotFound:
-                if not self.hub_id:
-                    raise
-        if self.hub_id:
-            import datasets
+    def budget(self) -> InputBudget | None:
+        """The token budget of every judge prompt (None when task.max_input_tokens is 0)."""
+        if self.max_input_tokens and self._budget is None:
+            if self.model is None:
+                raise ValueError("task.max_input_tokens counts tokens with the model's tokenizer: set task.model "
+                                 "(the task configs pass ${model}) or task.max_input_tokens=0")
+            self._budget = InputBudget(load_tokenizer(self.model), self.max_input_tokens, self.min_reply_tokens,
+                                       self.format_answer("A"))
+        return self._budget
 
-            try:
-                rows = list(datasets.load_dataset(self.hub_id, split=self.hub_split))
-            except Exception as e:  # offline, unknown id: one message naming every option
-                raise DataNotFound(
-                    f"oasst2: task.path='{self.path}' was not found (as given or under paths.data_dir="
-                    f"'{self.data_dir}', settable by S2D_DATA_DIR) and task.hub_id='{self.hub_id}' could not be "
-                    f"loaded ({type(e).__name__}: {e}). Set one of them."
-                ) from e
-            return trees_from_messages(rows)
-        raise DataNotFound("oasst2: set task.path (a trees JSONL file) or task.hub_id")
+    def _hub_trees(self, split: str, why: str) -> list[dict]:
+        import datasets
+
+        hub_split = self.hub_splits[split]
+        try:
+            rows = list(datasets.load_dataset(self.hub_id, split=hub_split))
+        except Exception as e:  # offline, unknown id: one message naming every option
+            raise DataNotFound(
+                f"oasst2: {why}, and task.hub_id='{self.hub_id}' split '{hub_split}' could not be loaded "
+                f"({type(e).__name__}: {e}). Set task.path (one file cut into both splits), task.train_path / "
+                f"task.eval_path, or make the hub reachable."
+            ) from e
+        return trees_from_messages(rows)
+
+    def _file_trees(self, key: str, value: str, split: str | None) -> list[dict] | None:
+        """Trees of a file; when it is missing: the hub split (if `split` and a hub id), else an error."""
+        try:
+            return read_trees(resolve_data_path(value, self.data_dir, key))
+        except DataNotFound as e:
+            if not (self.hub_id and split):
+                raise
+            log.warning("oasst2: %s; reading the hub's '%s' split of %s instead", e, self.hub_splits[split], self.hub_id)
+            return None
+
+    def _split_trees(self, split: str) -> list[dict]:
+        key, value = ("task.train_path", self.train_path) if split == "train" else ("task.eval_path", self.eval_path)
+        if value:
+            trees = self._file_trees(key, value, split)
+            if trees is not None:
+                return trees
+        if not self.hub_id:
+            raise DataNotFound(f"oasst2: set {key} (a trees or messages JSONL file), task.hub_id, or task.path")
+        return self._hub_trees(split, f"{key}='{value}' was not found" if value else f"{key} is not set")
+
+    def _take(self, trees: list[dict], n: int | None, pairing: str, rng: random.Random, split: str,
+              source: str) -> tuple[list[Example], int]:
+        """Up to n pairs (None: all) from the trees in order, both orders each; also how many trees it read."""
+        out, pairs, shortened, dropped, used = [], 0, 0, 0, 0
+        budget = self.budget()
+        for tree in trees:
+            if n is not None and pairs >= n:
+                break
+            used += 1
+            for suffix, query, better, worse in first_turn_pairs(tree, self.lang, pairing):
+                if n is not None and pairs >= n:
+                    break
+                first, second, gold = (better, worse, "A") if rng.random() < 0.5 else (worse, better, "B")
+                got = pair_examples(f"{tree.get('message_tree_id')}{suffix}", query, first, second, gold, None,
+                                    self.max_response_chars, budget)
+                if not got:
+                    dropped += 1
+                    continue
+                pairs += 1
+                shortened += bool(got[0].meta.get("shortened"))
+                out += got if split == "eval" else [Example(e.id, e.input, None, e.meta) for e in got]
+        if n is not None and pairs < n:
+            too_long = f", {dropped} more whose question leaves under task.min_reply_tokens within " \
+                       f"task.max_input_tokens={self.max_input_tokens}" if dropped else ""
+            raise ValueError(f"oasst2 {split}: {source} gives {pairs} usable pairs ({self.lang}, first turn, "
+                             f"pairing={pairing}{too_long}) but task.n_{split}={n}; lower task.n_{split} or use a "
+                             f"larger source")
+        self._stats[split] = {"pairs": pairs, "shortened": shortened, "dropped_too_long": dropped}
+        return out, used
 
     def _pairs(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
-            pairs = []
-            for tree in self._trees():
-                got = first_turn_pair(tree, self.lang)
-                if got:
-                    pairs.append((str(tree.get("message_tree_id")), *got))
             rng = random.Random(self.seed)
-            rng.shuffle(pairs)
-            need = self.n_eval + self.n_train
-            pairs = take(pairs, need, f"oasst2 ({self.lang}, first turn, two ranked replies)", "task.n_train + task.n_eval")
-            built = []
-            for pid, query, better, worse in pairs:
-                first, second, gold = (better, worse, "A") if rng.random() < 0.5 else (worse, better, "B")
-                built.append(pair_examples(pid, query, first, second, gold, None, self.max_response_chars))
-            eval_ = [e for p in built[: self.n_eval] for e in p]
-            train = [Example(e.id, e.input, None, e.meta) for p in built[self.n_eval:] for e in p]
+            pool = self._file_trees("task.path", self.path, "train") if self.path else None
+            if pool is not None:
+                # One file for both splits: eval takes whole trees first, train the trees after them.
+                rng.shuffle(pool)
+                source = f"task.path='{self.path}'"
+                eval_, used = self._take(pool, self.n_eval, self.eval_pairing, rng, "eval", source)
+                train, _ = self._take(pool[used:], self.n_train, self.pairing, rng, "train", source)
+            else:
+                eval_, train = [], []
+                if self.n_eval != 0:
+                    trees = self._split_trees("eval")
+                    rng.shuffle(trees)
+                    eval_, _ = self._take(trees, self.n_eval, self.eval_pairing, rng, "eval", "the eval split")
+                if self.n_train != 0:
+                    trees = self._split_trees("train")
+                    rng.shuffle(trees)
+                    train, _ = self._take(trees, self.n_train, self.pairing, rng, "train", "the train split")
             self._split = train, eval_
         return self._split
 
@@ -254,9 +423,17 @@ class OASST2(PairTask):
     def eval_examples(self) -> list[Example]:
         return self._pairs()[1]
 
+    def split_stats(self) -> dict[str, int]:
+        """Pairs per split, how many were shortened to fit task.max_input_tokens, how many did not fit at all."""
+        self.train_examples(), self.eval_examples()
+        return {f"{split}_{k}": v for split, stats in self._stats.items() for k, v in stats.items()}
+
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_train": self.n_train, "n_eval": self.n_eval, "path": self.path,
-                "hub_id": self.hub_id, "lang": self.lang, "max_response_chars": self.max_response_chars}
+                "train_path": self.train_path, "eval_path": self.eval_path, "hub_id": self.hub_id,
+                "hub_splits": self.hub_splits, "lang": self.lang, "pairing": self.pairing,
+                "eval_pairing": self.eval_pairing, "max_response_chars": self.max_response_chars,
+                "max_input_tokens": self.max_input_tokens, "min_reply_tokens": self.min_reply_tokens}
 
 
 # ---- MT-bench --------------------------------------------------------------------------------------------------
@@ -323,8 +500,11 @@ class MTBench(OASST2):
         rng = random.Random(self.seed)
         order = list(range(len(rows)))
         rng.shuffle(order)
-        out = []
-        for i in order[: self.n_eval_judgments] if self.n_eval_judgments else order:
+        out, shortened, dropped = [], 0, 0
+        budget = self.budget()
+        for i in order:
+            if self.n_eval_judgments and len(out) >= 2 * self.n_eval_judgments:
+                break
             r, where = rows[i], f"mt_bench judgment row {i + 1}"
             winner = str(require_field(r, "winner", where))
             if winner not in WINNERS:
@@ -338,11 +518,16 @@ class MTBench(OASST2):
                 raise ValueError(f"{where}: a conversation lacks the first user or assistant turn")
             qid = int(require_field(r, "question_id", where))
             pid = f"mt{qid}-{r.get('model_a')}-{r.get('model_b')}-{r.get('judge', i)}"
-            out += pair_examples(pid, user[0], reply_a[0], reply_b[0], WINNERS[winner],
-                                 categories.get(qid, "unknown"), self.max_response_chars)
+            got = pair_examples(pid, user[0], reply_a[0], reply_b[0], WINNERS[winner],
+                                categories.get(qid, "unknown"), self.max_response_chars, budget)
+            dropped += not got
+            shortened += bool(got and got[0].meta.get("shortened"))
+            out += got
         if len(out) < 2 * self.n_eval_judgments:
-            raise ValueError(f"mt_bench has {len(out) // 2} turn-{self.turn} judgments but task.n_eval_judgments="
-                             f"{self.n_eval_judgments}; lower it or use the full judgments file")
+            too_long = f" ({dropped} more do not fit task.max_input_tokens={self.max_input_tokens})" if dropped else ""
+            raise ValueError(f"mt_bench has {len(out) // 2} usable turn-{self.turn} judgments{too_long} but "
+                             f"task.n_eval_judgments={self.n_eval_judgments}; lower it or use the full judgments file")
+        self._stats["eval"] = {"pairs": len(out) // 2, "shortened": shortened, "dropped_too_long": dropped}
         return out
 
     def identity(self) -> dict[str, Any]:

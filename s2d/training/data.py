@@ -16,15 +16,21 @@ IGNORE = -100
 def build_features(tokenizer, prompt: str, target: str, max_length: int) -> dict[str, list[int]]:
     """Prompt in the chat template, then the target and EOS; only target and EOS carry labels.
 
-    Over-long pairs lose the start of the prompt, never the target.
+    Nothing is cut: a pair longer than `max_length` is an error, since a prompt without its start (the
+    instructions, the question) would teach the model on inputs unlike the ones it is evaluated on.
     """
     prompt_ids = encode_chat(tokenizer, prompt)
     target_ids = tokenizer(target, add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
-    keep = max(0, max_length - len(target_ids))
-    prompt_ids = prompt_ids[-keep:] if keep else []
-    ids = (prompt_ids + target_ids)[-max_length:]
-    labels = ([IGNORE] * len(prompt_ids) + target_ids)[-max_length:]
-    return {"input_ids": ids, "labels": labels}
+    if len(prompt_ids) + len(target_ids) > max_length:
+        raise PairTooLong(
+            f"a training pair has {len(prompt_ids)} prompt + {len(target_ids)} target tokens, more than "
+            f"train.max_length={max_length}; raise train.max_length, or make the task's inputs fit (judge tasks: "
+            f"task.max_input_tokens shortens the replies; it defaults to train.max_length). Prompt starts: {prompt[:80]!r}")
+    return {"input_ids": prompt_ids + target_ids, "labels": [IGNORE] * len(prompt_ids) + target_ids}
+
+
+class PairTooLong(ValueError):
+    pass
 
 
 def collate(features: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:

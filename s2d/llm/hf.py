@@ -303,7 +303,9 @@ class HFBackend:
             gen_kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None, logits_processor=
                               LogitsProcessorList([SeededSampling(sampling, uniforms, input_ids.shape[1])]))
         if n == 1 or not self.shared_prefill:
-            return model.generate(input_ids=input_ids, attention_mask=attention, num_return_sequences=n, **gen_kwargs)
+            # Rows repeated here rather than by num_return_sequences, which transformers refuses without do_sample.
+            return model.generate(input_ids=input_ids.repeat_interleave(n, 0),
+                                  attention_mask=attention.repeat_interleave(n, 0), **gen_kwargs)
         # Prefill all but the last prompt token; generate() then feeds that token against the shared cache.
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
         prefix = model(input_ids=input_ids[:, :-1], attention_mask=attention[:, :-1],

@@ -126,3 +126,53 @@ def test_launcher_configs_compose(launcher, tmp_path):
         assert launcher_cfg.max_num_timeout > 0 and launcher_cfg.additional_parameters.requeue
     else:
         assert launcher_cfg._target_.endswith("JoblibLauncher") and launcher_cfg.n_jobs == 2
+
+
+def test_seed_changes_samples_not_the_eval_items(tmp_path):
+    """`seed` is sampling only; `data_seed` draws splits, templates and few-shot examples."""
+    from s2d import cache
+
+    base = compose_cfg(["task=coin_flip", "task.n_eval=6", "task.n_train=6"], tmp_path)
+    seed1 = compose_cfg(["task=coin_flip", "task.n_eval=6", "task.n_train=6", "seed=1"], tmp_path)
+    data1 = compose_cfg(["task=coin_flip", "task.n_eval=6", "task.n_train=6", "data_seed=1"], tmp_path)
+    items = [[e.input for e in instantiate(c.task).eval_examples()] for c in (base, seed1, data1)]
+    assert items[0] == items[1] and items[0] != items[2]
+    assert instantiate(seed1.system1).seed == 0 and instantiate(data1.system1).seed == 1
+    assert cache.generate_key(base) != cache.generate_key(seed1)
+    # greedy eval: System 1's records are the same at every sampling seed, so its stage is shared
+    assert cache.evaluate_key(base, "system1", None) == cache.evaluate_key(seed1, "system1", None)
+    assert cache.evaluate_key(base, "system1", None) != cache.evaluate_key(data1, "system1", None)
+    sampled = ["eval.temperature=0.7", "eval.k=3"]
+    assert cache.evaluate_key(compose_cfg(sampled, tmp_path), "system1", None) != \
+        cache.evaluate_key(compose_cfg([*sampled, "seed=1"], tmp_path), "system1", None)
+
+
+@pytest.mark.parametrize("group,opt", [("method", m) for m in options("method")] + [("filter", "usc")])
+def test_yaml_shows_the_default_prompts_of_the_program(group, opt, tmp_path):
+    """The YAML's prompts node is the .py file's defaults, text for text, so neither can drift."""
+    from hydra.utils import get_class
+
+    node = compose_cfg([f"{group}={opt}"], tmp_path)[group]
+    assert dict(node.prompts) == get_class(node._target_).PROMPTS
+
+
+def test_a_prompt_override_changes_the_generate_key_and_an_unknown_name_fails(tmp_path):
+    from s2d import cache
+
+    base = compose_cfg(["method=rar2"], tmp_path)
+    changed = compose_cfg(["method=rar2", "method.prompts.respond='{question} Answer briefly.'"], tmp_path)
+    assert cache.generate_key(base) != cache.generate_key(changed)
+    assert cache.method_key(changed.method)["prompts"]["respond"] == "{question} Answer briefly."
+    with pytest.raises(Exception, match="method.prompts: unknown \\['rephrse'\\]; allowed: rephrase, respond"):
+        instantiate(compose_cfg(["method=rar2", "+method.prompts.rephrse=x"], tmp_path).method)
+
+
+def test_editing_a_default_prompt_in_the_program_changes_the_key(tmp_path, monkeypatch):
+    """With `prompts` left out of the YAML, the key still holds the program's text (no version to bump)."""
+    from s2d import cache
+    from s2d.methods.rar import RaR1
+
+    node = compose_cfg(["method=rar1", "~method.prompts"], tmp_path).method
+    before = cache.method_key(node)
+    monkeypatch.setattr(RaR1, "PROMPTS", {"instruction": "Say it again, then answer."})
+    assert cache.method_key(node) != before

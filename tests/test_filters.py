@@ -12,6 +12,16 @@ def votes(ex_id, answers):
     return [Trace(ex_id, k, [], f"text {a}", a) for k, a in enumerate(answers)]
 
 
+def test_default_is_the_papers_rule_plurality_kept_ties_dropped():
+    sc = SelfConsistency()
+    assert sc.min_share == 0.0
+    # 2 of 5 is a plurality: the paper keeps it (the old default min_share=0.5 dropped it)
+    assert sc.select(votes("a", ["x", "x", "y", "z", None])).answer == "x"
+    assert sc.select(votes("a", ["x", None, None, None])).answer == "x"
+    assert sc.select(votes("a", ["x", "y", None, None])) is None  # tie for the top
+    assert sc.select(votes("a", ["x", "x", "y", "y", "z"])) is None
+
+
 def test_majority_kept_tie_dropped_share_enforced():
     sc = SelfConsistency(min_share=0.5)
     assert sc.select(votes("a", ["ne", "ne", "en", None])).answer == "ne"

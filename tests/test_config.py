@@ -176,3 +176,20 @@ def test_editing_a_default_prompt_in_the_program_changes_the_key(tmp_path, monke
     before = cache.method_key(node)
     monkeypatch.setattr(RaR1, "PROMPTS", {"instruction": "Say it again, then answer."})
     assert cache.method_key(node) != before
+
+
+def test_train_dropout_sets_the_models_dropout_for_training(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = compose_cfg(["train.dropout=0.1"], tmp_path)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert model.config.attention_dropout == 0.0
+    module = instantiate(cfg.train.module, model=model)
+    attention = [m for n, m in module.model.named_modules() if n.endswith("self_attn")]
+    assert len(attention) == 2 and all(m.attention_dropout == 0.1 for m in attention)
+    assert module.model.config.attention_dropout == 0.1 and module.model.training
+    # null (the default) keeps the model's own rate
+    kept = instantiate(compose_cfg([], tmp_path).train.module, model=AutoModelForCausalLM.from_pretrained(tiny_model_dir))
+    assert all(m.attention_dropout == 0.0 for n, m in kept.model.named_modules() if n.endswith("self_attn"))
+    with pytest.raises(Exception, match=r"train.dropout must lie in \[0, 1\)"):
+        instantiate(compose_cfg(["train.dropout=1.5"], tmp_path).train.module, model=model)

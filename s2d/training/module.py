@@ -32,11 +32,48 @@ def target_loss(model: torch.nn.Module, batch: dict) -> torch.Tensor:
     return F.cross_entropy(logits, labels[keep])
 
 
+# Dropout rates a transformers config may declare (names vary by architecture).
+DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "embd_pdrop", "attn_pdrop",
+                "hidden_dropout_prob", "attention_probs_dropout_prob", "activation_dropout")
+
+
+def set_dropout(model: torch.nn.Module, p: float) -> list[str]:
+    """Set every dropout rate the model declares to `p`, for training: its config's keys, the same attributes
+    its modules copied at build time (e.g. Llama attention's `attention_dropout`) and its `nn.Dropout` layers
+    (LoRA's own dropout left alone). Returns what was set."""
+    done = []
+    config = getattr(model, "config", None)
+    for key in DROPOUT_KEYS:
+        if config is not None and isinstance(getattr(config, key, None), float):
+            setattr(config, key, p)
+            done.append(f"config.{key}")
+    for name, module in model.named_modules():
+        if "lora" in name:
+            continue
+        if isinstance(module, torch.nn.Dropout):
+            module.p = p
+            done.append(name)
+            continue
+        for key in DROPOUT_KEYS:
+            if isinstance(getattr(module, key, None), float):
+                setattr(module, key, p)
+                done.append(f"{name}.{key}")
+    return done
+
+
 class SFTModule(pl.LightningModule):
-    def __init__(self, model: torch.nn.Module, optimizer: Callable, warmup_steps: int = 0, decay: str = "constant"):
+    """`dropout`: the rate set on every dropout the model has while it trains (paper: 0.1); None keeps the model's."""
+
+    def __init__(self, model: torch.nn.Module, optimizer: Callable, warmup_steps: int = 0, decay: str = "constant",
+                 dropout: float | None = None):
         super().__init__()
         if decay not in ("constant", "linear"):
             raise ValueError(f"train.module.decay must be 'constant' or 'linear', got '{decay}'")
+        if dropout is not None:
+            if not 0.0 <= dropout < 1.0:
+                raise ValueError(f"train.dropout must lie in [0, 1), got {dropout}")
+            if not set_dropout(model, float(dropout)):
+                raise ValueError(f"train.dropout={dropout}: the model declares no dropout to set; use train.dropout=null")
         # Loaders hand back models in eval mode; fine-tuning needs dropout (if the model has any) active.
         self.model = model.train()
         self.optimizer_factory = optimizer

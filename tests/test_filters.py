@@ -62,3 +62,24 @@ def test_build_targets_yield_and_label_precision():
     assert rows[0]["target"] == "text ne"
     with pytest.raises(ValueError, match="target must be one of answer, full_response"):
         build_targets(exs, traces, SelfConsistency(0.5), task, "reasoning")
+
+
+def test_usc_answer_goes_through_the_tasks_extract_like_a_method_sample():
+    """USC and no-USC targets are the same kind of text: the task's extracted answer, formatted by the task."""
+    from conftest import ScriptedLLM
+    from s2d.filters import UniversalSelfConsistency
+
+    class Upper(LastLetter):
+        def extract(self, text, truncated=False):
+            return text.strip().upper() or None
+
+    task = Upper(n_train=1, n_eval=1)
+    ex = Example("a", "q", gold="NE")
+    llm = ScriptedLLM(lambda p, k: "Most say ne.\nFINAL: ne")
+    flt = UniversalSelfConsistency(demo=False)
+    rows, _ = build_targets([ex], votes("a", ["NE", "EN", "NE"]), flt, task, "answer", llm)
+    assert rows[0]["answer"] == "NE" and rows[0]["target"] == task.format_answer("NE")
+    assert flt.records[0]["final"] == "ne" and flt.records[0]["answer"] == "NE"
+    from s2d.types import request_seed
+
+    assert llm.seeds == [[request_seed(0, "a", "usc")]]

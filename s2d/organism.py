@@ -109,7 +109,7 @@ class Organism:
     def replay_replies(self) -> dict[tuple[str, str], str]:
         """The base model's greedy System 1 replies to the replay items (its behaviour before fine-tuning)."""
         from s2d.llm.hf import HFBackend
-        from s2d.types import Sampling
+        from s2d.types import Sampling, request_seed
 
         wanted = [(name, task, e) for name, task, _, replayed in self.items() for e in replayed]
         if not wanted:
@@ -117,7 +117,8 @@ class Organism:
         llm = HFBackend(self.base, progress=False)
         outs = llm.generate([task.prompt(e) for _, task, e in wanted],
                             Sampling(n=1, temperature=0.0, max_new_tokens=self.replay_max_new_tokens),
-                            desc="organism replay")
+                            desc="organism replay", seeds=[request_seed(self.seed, name, e.id, "replay")
+                                                           for name, _, e in wanted])
         llm.release()
         return {(name, e.id): o[0].text for (name, _, e), o in zip(wanted, outs)}
 

@@ -93,8 +93,9 @@ def test_agreement_interval_counts_both_orders():
 # ---- the whole loop on the tiny model ----------------------------------------------------------------------
 
 def tiny_cfg(model_dir, tmp_path, *extra):
-    overrides = [f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
-                 f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false",
+    # model and method pinned: the loop must not depend on which ones the primary config defaults to
+    overrides = ["model=smollm2-135m", "method=rar2", f"model.name_or_path={model_dir}",
+                 f"paths.output_dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false",
                  "task=coin_flip", "task.n_train=4", "task.n_eval=6", "generate.n=1", "generate.max_new_tokens=8",
                  "eval.max_new_tokens=8", "train.trainer.max_steps=1", "train.trainer.enable_progress_bar=false",
                  "filter=none", "target=full_response", *extra]

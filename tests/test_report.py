@@ -17,7 +17,8 @@ def sweep_dir(tiny_model_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("sweep")
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
-    cmd = [sys.executable, "-m", "s2d.run", "-m", "experiment=sweep/tiny", f"model.name_or_path={tiny_model_dir}",
+    cmd = [sys.executable, "-m", "s2d.run", "-m", "experiment=sweep/tiny", "model=smollm2-135m",
+           f"model.name_or_path={tiny_model_dir}",
            "target=full_response", "filter=none", "backend.progress=false", "train.trainer.enable_progress_bar=false",
            f"hydra.sweep.dir={out}", f"paths.cache_dir={out / 'cache'}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

@@ -26,6 +26,15 @@ class GenerateConf:
 
 
 @dataclass
+class RouteConf:
+    signal: str = "agreement"
+    threshold: float = 0.75
+    k: int = 4
+    temperature: float = 0.7
+    top_p: float = 0.9
+
+
+@dataclass
 class EvalConf:
     systems: List[str] = field(default_factory=lambda: ["system1", "system2", "distilled"])
     k: int = 1
@@ -34,6 +43,7 @@ class EvalConf:
     max_new_tokens: int = 64
     stop: List[str] = field(default_factory=list)
     chunk_size: int = 40
+    route: RouteConf = field(default_factory=RouteConf)
 
 
 @dataclass
@@ -59,7 +69,7 @@ class S2DConf:
 TARGETS = ("answer", "full_response")
 DISTILL_FROM = ("method", "system1")
 ON_NOTHING_TO_DISTILL = ("fail", "skip")
-SYSTEMS = ("system1", "system2", "distilled")
+SYSTEMS = ("system1", "system2", "distilled", "routed")
 
 
 def register() -> None:
@@ -79,6 +89,8 @@ def check(cfg) -> None:
         raise ValueError(f"on_nothing_to_distill='{cfg.on_nothing_to_distill}' is not allowed; use one of: "
                          f"{', '.join(ON_NOTHING_TO_DISTILL)}")
     _check_token_budgets(cfg)
+    if "routed" in cfg.eval.systems:
+        _check_route(cfg.eval.route)
     for key, samples in (("generate", "n"), ("eval", "k")):
         node = cfg[key]
         if node[samples] < 1 or node.chunk_size < 1 or node.max_new_tokens < 1 or not 0 < node.top_p <= 1 \
@@ -90,13 +102,25 @@ def check(cfg) -> None:
             raise ValueError(f"{key}.{samples}={node[samples]} samples at {key}.temperature=0 are all the same "
                              f"greedy output; set {key}.temperature > 0 (e.g. 0.7)")
 
+def _check_route(node) -> None:
+    """eval.route: a known signal and agreement samples that can differ."""
+    from s2d.routing import SIGNALS
+
+    if node.signal not in SIGNALS:
+        raise ValueError(f"eval.route.signal='{node.signal}' is not allowed; use one of: {', '.join(SIGNALS)}")
+    if node.k < 1 or node.temperature <= 0 or not 0 < node.top_p <= 1:
+        raise ValueError(f"eval.route: need k >= 1, temperature > 0 (agreement samples at temperature 0 all equal "
+                         f"the greedy answer), 0 < top_p <= 1; got k={node.k}, temperature={node.temperature}, "
+                         f"top_p={node.top_p}")
+
+
 def _check_token_budgets(cfg) -> None:
     """A method's calls need room for its format (a rewrite, a rephrased question); say which key to raise."""
     from hydra.utils import get_class
 
     generating = cfg.method if cfg.distill_from == "method" else cfg.system1
     uses = [("generate.max_new_tokens", generating)]
-    if "system2" in cfg.eval.systems:
+    if "system2" in cfg.eval.systems or "routed" in cfg.eval.systems:
         uses.append(("eval.max_new_tokens", cfg.method))
     if "system1" in cfg.eval.systems:
         uses.append(("eval.max_new_tokens", cfg.system1))

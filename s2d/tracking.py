@@ -92,6 +92,13 @@ class WandbTracker:
 
             self.run.log({key: wandb.plot.scatter(_wandb_table(rows), x, y, title=title)})
 
+    def line(self, key: str, rows: list[dict], x: str, y: str, title: str, stroke: str | None = None) -> None:
+        """A line chart of `rows` (one line per value of the `stroke` column), e.g. the routing frontier."""
+        if self.run is not None and rows:
+            import wandb
+
+            self.run.log({key: wandb.plot.line(_wandb_table(rows), x, y, stroke=stroke, title=title)})
+
     def image(self, key: str, path: Path) -> None:
         if self.run is not None:
             import wandb
@@ -126,6 +133,9 @@ class NoTracker:
         pass
 
     def scatter(self, key: str, rows: list[dict], x: str, y: str, title: str) -> None:
+        pass
+
+    def line(self, key: str, rows: list[dict], x: str, y: str, title: str, stroke: str | None = None) -> None:
         pass
 
     def image(self, key: str, path: Path) -> None:

@@ -42,6 +42,10 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     truncated: bool = False  # generation hit max_new_tokens: no EOS, no stop string
+    # Sum of the counted tokens' log-probabilities under the model's own distribution (temperature 1); None
+    # where the backend does not report them. Not copied into Call records: its float rounding varies with
+    # batching, and records must not. The `probability` routing signal (s2d/routing.py) reads it.
+    logprob: float | None = None
 
 
 @dataclass

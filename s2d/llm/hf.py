@@ -183,20 +183,23 @@ class HFBackend:
         bar = tqdm(total=len(encoded), desc=desc or "generate", disable=not self.progress, leave=False)
         for idx in self._batches([len(e) for e in encoded], sampling):
             input_ids, attention = self._left_pad([encoded[i] for i in idx])
-            uniforms = None
+            uniforms, logprobs = None, []
             if sampling.temperature > 0:
                 uniforms = sequence_uniforms([seeds[i] for i in idx], sampling.n, sampling.max_new_tokens)
                 uniforms = uniforms.to(self.device)
             with torch.inference_mode():
                 if self.loop == "pruned":
-                    rows = self._decode(input_ids.to(self.device), attention.to(self.device), sampling, uniforms)
+                    rows = self._decode(input_ids.to(self.device), attention.to(self.device), sampling, uniforms,
+                                        logprobs)
                 else:
                     out = self._generate_batch(input_ids.to(self.device), attention.to(self.device), sampling,
                                                uniforms)
                     rows = out[:, input_ids.shape[1]:].cpu().tolist()
             for r, i in enumerate(idx):
+                # loop=generate reports no log-probabilities (Completion.logprob stays None).
                 results[i] = [self._completion(rows[r * sampling.n + k], len(encoded[i]), sampling.stop,
-                                               sampling.max_new_tokens)
+                                               sampling.max_new_tokens,
+                                               logprobs[r * sampling.n + k] if logprobs else None)
                               for k in range(sampling.n)]
             bar.update(len(idx))
         bar.close()
@@ -232,7 +235,7 @@ class HFBackend:
         return input_ids, attention
 
     def _decode(self, input_ids: torch.Tensor, attention: torch.Tensor, sampling: Sampling,
-                uniforms: torch.Tensor | None = None) -> list[list[int]]:
+                uniforms: torch.Tensor | None = None, logprobs: list | None = None) -> list[list[int]]:
         """Prefill, then decode one token per step for the sequences still running; finished ones leave the batch.
 
         transformers' `generate` keeps a finished sequence in the batch until the longest one ends, so a
@@ -240,7 +243,8 @@ class HFBackend:
         the batch (and its KV cache rows) when it emits EOS or a stop string. With n > 1 and
         `shared_prefill`, each prompt is prefilled once and its cache copied to its n samples.
         Returns the generated ids of each sequence (prompt-major, n per prompt), EOS included.
-        `uniforms[seq, step]` is sequence seq's draw at that step (temperature > 0).
+        `uniforms[seq, step]` is sequence seq's draw at that step (temperature > 0). A `logprobs` list is
+        filled with each sequence's per-token log-probabilities (temperature 1), aligned with its ids.
         """
         model, n = self._model, sampling.n
         if n > 1 and not self.shared_prefill:
@@ -258,16 +262,23 @@ class HFBackend:
         eos = self._tok.eos_token_id
         live: list[int | None] = list(range(logits.shape[0]))  # sequence of each batch row; None: finished
         generated: list[list[int]] = [[] for _ in live]
+        if logprobs is not None:
+            logprobs.extend([] for _ in live)
         stop_window = max((len(s) for s in sampling.stop), default=0) + 4  # tokens of tail text to search
         for step in range(sampling.max_new_tokens):
             draws = None
             if uniforms is not None:  # each row's own draw; rows already finished take any (output ignored)
                 draws = uniforms[[0 if seq is None else seq for seq in live], step]
             tokens = sample_next(logits, sampling.temperature, sampling.top_p, uniforms=draws)
+            if logprobs is not None:  # one gather and one logsumexp per step: cheap next to the forward pass
+                chosen = (logits.float().gather(1, tokens[:, None]).squeeze(1)
+                          - torch.logsumexp(logits.float(), -1)).tolist()
             for row, (seq, t) in enumerate(zip(live, tokens.tolist())):
                 if seq is None:
                     continue
                 generated[seq].append(t)
+                if logprobs is not None:
+                    logprobs[seq].append(chosen[row])
                 if t == eos or (sampling.stop and self._hits_stop(generated[seq], sampling.stop, stop_window)):
                     live[row] = None
             keep = [row for row, seq in enumerate(live) if seq is not None]
@@ -332,13 +343,14 @@ class HFBackend:
         return kw
 
     def _completion(self, ids: list[int], prompt_tokens: int, stop: Sequence[str],
-                    max_new_tokens: int | None = None) -> Completion:
+                    max_new_tokens: int | None = None, token_logprobs: Sequence[float] | None = None) -> Completion:
         """Cut at the end of generation and count only tokens the model produced.
 
         The pad token may equal EOS, so the first EOS ends the sequence; it was generated (and is
         counted) unless generation had already ended on a stop string. A stop string ends the count at
         the token that completed it (what the pruned loop generated; `generate` may run on past it).
         `truncated`: no EOS and no stop string within `max_new_tokens` (None: the ids are all there was).
+        `logprob`: the sum of `token_logprobs` over the counted tokens (None without them).
         """
         eos = self._tok.eos_token_id
         end = ids.index(eos) if eos in ids else len(ids)
@@ -351,7 +363,9 @@ class HFBackend:
         else:
             count = end + (1 if end < len(ids) else 0)
         truncated = not hits and end == len(ids) and (max_new_tokens is None or len(ids) >= max_new_tokens)
-        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=count, truncated=truncated)
+        logprob = float(sum(token_logprobs[:count])) if token_logprobs is not None else None
+        return Completion(text=text.strip(), prompt_tokens=prompt_tokens, completion_tokens=count, truncated=truncated,
+                          logprob=logprob)
 
     def _stop_end(self, ids: list[int], stop: Sequence[str]) -> int:
         """Fewest leading tokens of `ids` whose text holds a stop string (binary search: a longer prefix keeps it)."""

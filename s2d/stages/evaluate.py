@@ -130,23 +130,48 @@ def run(cfg: DictConfig, train_dir: Path, llm=None) -> dict[str, Path]:
     samp = sampling(cfg.eval, cfg.seed)
     dirs = {}
     for system in cfg.eval.systems:
-        if system == "distilled" and not train_info.get("trained"):
-            log.warning("evaluate: no distilled model (nothing passed the filter); skipping 'distilled'")
+        if system in ("distilled", "routed") and not train_info.get("trained"):
+            log.warning("evaluate: no distilled model (nothing passed the filter); skipping '%s'", system)
             continue
-        out = stage_dir(cfg, "evaluate", cache.evaluate_key(cfg, system, train_dir.name))
-        dirs[system] = out
-        if is_done(out):
-            if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
-                # The grader changed since these answers were scored: score the stored replies again.
-                with stage_lock(out):
-                    if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
-                        rescore(out, task, system)
-            log.info("evaluate %s: reusing %s", system, out)
-            continue
-        with stage_lock(out):
-            if not is_done(out):
-                _evaluate(cfg, system, out, task, base, train_dir, samp)
+        dirs[system] = _system_dir(cfg, system, task, base, train_dir, samp)
     return dirs
+
+
+def system_key(cfg: DictConfig, system: str, train: str) -> str:
+    """The evaluate key of one system. System 1, System 2 and distilled leave out eval.route and the routed
+    entry of eval.systems, which cannot change their records, so adding `routed` to a run reuses them."""
+    plain = OmegaConf.create(resolved(cfg))  # untyped, so eval.route can go
+    del plain.eval["route"]
+    plain.eval.systems = [s for s in cfg.eval.systems if s != "routed"]
+    if system != "routed":
+        return cache.evaluate_key(plain, system, train)
+    from s2d.stages import route
+
+    return route.key(cfg, cache.evaluate_key(plain, "distilled", train), cache.evaluate_key(plain, "system2", train))
+
+
+def _system_dir(cfg: DictConfig, system: str, task, base, train_dir: Path, samp) -> Path:
+    """One system's finished evaluate directory: reused (re-scored if its grader is older) or computed."""
+    out = stage_dir(cfg, "evaluate", system_key(cfg, system, train_dir.name))
+    if is_done(out):
+        if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+            # The grader changed since these answers were scored: score the stored replies again.
+            with stage_lock(out):
+                if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+                    rescore(out, task, system)
+        log.info("evaluate %s: reusing %s", system, out)
+        return out
+    # Routed reads System 2's answers: its directory first (outside routed's lock; it takes its own).
+    system2_dir = _system_dir(cfg, "system2", task, base, train_dir, samp) if system == "routed" else None
+    with stage_lock(out):
+        if not is_done(out):
+            if system == "routed":
+                from s2d.stages import route
+
+                route.compute(cfg, out, task, system2_dir, lambda: distilled_backend(cfg, train_dir), samp)
+            else:
+                _evaluate(cfg, system, out, task, base, train_dir, samp)
+    return out
 
 
 def distilled_backend(cfg: DictConfig, train_dir: Path):
@@ -161,9 +186,17 @@ def distilled_backend(cfg: DictConfig, train_dir: Path):
     return instantiate(node)
 
 
+def _release(llm) -> None:
+    release = getattr(llm, "release", None)
+    if callable(release):
+        release()
+
+
 def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Path, samp) -> None:
     """Greedy (or k-sample) answers of one system on the eval split, scored, into `out`."""
     if system == "distilled":
+        # One engine at a time: the base model's (a vLLM engine holds its GPU share until released) goes first.
+        _release(base)
         llm = distilled_backend(cfg, train_dir)
         # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
         method = System1()
@@ -171,8 +204,12 @@ def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Pa
         llm = base
         method = instantiate(cfg.system1) if system == "system1" else instantiate(cfg.method)
     examples = task.eval_examples()
-    traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
-                              lambda chunk, s: method.run(chunk, task, llm, s))
+    try:
+        traces, _ = run_in_chunks(out / "traces.jsonl", examples, samp, cfg.eval.chunk_size,
+                                  lambda chunk, s: method.run(chunk, task, llm, s))
+    finally:
+        if llm is not base:
+            _release(llm)  # the base model may need the GPU again (a later system, the next cell)
     rows, metrics = score(examples, traces, task, system)
     rewrite_jsonl(out / "predictions.jsonl", rows)
     mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,
@@ -187,6 +224,10 @@ def rescore(out: Path, task, system: str) -> dict:
     Rewrites predictions.jsonl and the figures in DONE.json; traces.jsonl is read, never written, and no
     model is called. Returns what changed: answers changed, accuracy before and after, grader versions.
     """
+    if system == "routed":
+        from s2d.stages import route
+
+        return route.rescore(out, task)
     info = require_done(out)
     examples = task.eval_examples()
     traces = regrade([Trace.from_dict(r) for r in read_jsonl(out / "traces.jsonl")], task)

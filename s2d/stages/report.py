@@ -8,10 +8,13 @@ from omegaconf import DictConfig
 
 from s2d.artifacts import read_json, read_jsonl, write_json
 from s2d.config import SYSTEMS
+from s2d.stages import route
 from s2d.stats import mcnemar_exact
 
-# (a, b): is a right more often than b on the same eval items? Distilled against both ends first.
-PAIRS = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"))
+# (a, b): is a right more often than b on the same eval items? Distilled against both ends first; routed
+# against System 2 (does it keep its accuracy?) and against distilled (does routing help?).
+PAIRS = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"), ("routed", "system2"),
+         ("routed", "distilled"))
 _INTERVAL_ENDS = ("_ci_low", "_ci_high")
 
 
@@ -94,10 +97,36 @@ def table(metrics: dict, cell: dict) -> str:
         key = f"paired/{a}_vs_{b}"
         lines.append(f"  {a} vs {b}: {metrics[f'{key}/b']} right only by {a}, {metrics[f'{key}/c']} only by {b}, "
                      f"of {metrics[f'{key}/n']}; p = {metrics[f'{key}/p_value']:.3g}")
+    lines += routing_lines(metrics)
     if "filter/yield" in metrics:
         lines.append(f"filter: kept {metrics['filter/kept']} of {metrics['filter/seen']} train inputs "
                      f"(yield {metrics['filter/yield']:.2f})")
     return "\n".join(lines)
+
+
+def routing_lines(metrics: dict) -> list[str]:
+    """The routed system's decision rule, its cheapest threshold reaching System 2, each signal's calibration."""
+    if "routed/threshold" not in metrics:
+        return []
+    lines = [f"routed: {metrics['routed/signal']} < {metrics['routed/threshold']:g} sends "
+             f"{100 * metrics['routed/share_routed']:.0f}% of inputs to System 2"]
+    if "routed/reaches_system2/threshold" in metrics:
+        lines.append(f"  cheapest threshold within System 2's 95% interval: {metrics['routed/reaches_system2/threshold']:g}"
+                     f" (accuracy {metrics['routed/reaches_system2/accuracy']:.3f}, "
+                     f"{metrics['routed/reaches_system2/tokens_per_input']:.1f} tokens/input, "
+                     f"{100 * metrics['routed/reaches_system2/share_routed']:.0f}% routed)")
+    else:
+        lines.append("  no threshold reaches System 2's accuracy within its 95% interval")
+    signals = sorted({k.split("/")[2] for k in metrics if k.startswith("routed/calibration/")})
+    cal = []
+    for s in signals:
+        auroc = metrics.get(f"routed/calibration/{s}/auroc")
+        kept, routed = (metrics.get(f"routed/calibration/{s}/{w}_distilled_accuracy") for w in ("kept", "routed"))
+        cal.append(f"{s} AUROC {'—' if auroc is None else f'{auroc:.2f}'}, distilled right on kept "
+                   f"{'—' if kept is None else f'{kept:.2f}'} vs routed {'—' if routed is None else f'{routed:.2f}'}")
+    if cal:
+        lines.append("  signals (predicting a wrong distilled answer): " + "; ".join(cal))
+    return lines
 
 
 def run(cfg: DictConfig, cell: dict, dirs: dict, tracker) -> dict:
@@ -110,5 +139,14 @@ def run(cfg: DictConfig, cell: dict, dirs: dict, tracker) -> dict:
     tracker.summary(metrics)
     for system, d in dirs["evaluate"].items():
         tracker.table(f"predictions/{system}", read_jsonl(d / "predictions.jsonl"))
+    if "routed" in dirs["evaluate"]:
+        frontier = read_json(Path(dirs["evaluate"]["routed"]) / "frontier.json")
+        png = route.plot_frontiers([(cell["task"], frontier, route.point_of(metrics, "system1"))],
+                                   run_dir / "frontier.png")
+        rows = route.frontier_rows(frontier)
+        tracker.table("routed/frontier_points", rows)
+        tracker.line("routed/frontier", rows, x="tokens_per_input", y="accuracy", stroke="signal",
+                     title=f"{cell['task']}: routed accuracy vs generated tokens per input")
+        tracker.image("routed/frontier_plot", png)
     print(table(metrics, cell))
     return metrics

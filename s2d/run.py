@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
 
 import hydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
 from s2d.stages import evaluate, filter as filter_stage, generate, process_rank, report, train
 from s2d.tracking import NoTracker
+from s2d.training.fit import check_fits
 
 log = logging.getLogger("s2d")
 
@@ -66,9 +68,25 @@ def follow(cfg: DictConfig, poll_seconds: float = 10.0) -> dict:
     return {}
 
 
+def ddp_children_run_this_cell(cfg: DictConfig) -> None:
+    """Under a multirun, Lightning's DDP launcher starts each training process with this process's argv and
+    Hydra's run dir: with `-m` and the sweep's lists that child would run the whole sweep again. Point both at
+    this cell alone (its overrides, its output directory)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return
+    hydra_cfg = HydraConfig.get()
+    sys.argv = [sys.argv[0], *hydra_cfg.overrides.task]
+    with read_write(hydra_cfg.run), open_dict(hydra_cfg.run):
+        hydra_cfg.run.dir = str(cfg.paths.output_dir)
+
+
 def run(cfg: DictConfig) -> dict:
     """The whole loop on one config; returns the metrics also written to metrics.json."""
     s2d_config.check(cfg)
+    check_fits(cfg)  # a model its trainer cannot hold fails now, not after hours of generation
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if process_rank() > 0:
@@ -102,6 +120,8 @@ def run(cfg: DictConfig) -> dict:
     # stage actually calls it, so a fully cached run loads nothing. It lets go of the model while a
     # training run holds its own copy, so the two never share (GPU) memory.
     base_llm = instantiate(cfg.backend)
+    argv = list(sys.argv)
+    ddp_children_run_this_cell(cfg)
     try:
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"], base_llm)
@@ -122,6 +142,11 @@ def run(cfg: DictConfig) -> dict:
             write_json(state_path, {"wandb_id": tracker.run_id, "status": "finished", "run_dir": str(run_dir)})
         return metrics
     finally:
+        sys.argv = argv
+        # The next cell of a sweep (same process) starts its own engine: this one's GPU share must be free.
+        release = getattr(base_llm, "release", None)
+        if callable(release):
+            release()
         link_stages(run_dir, dirs)
         # Always close the W&B run, so one failing cell of a sweep leaves a finished (failed) run behind.
         tracker.finish(exit_code=0 if ok else 1)

@@ -20,8 +20,50 @@ def test_sampling_params_follow_the_sampling():
     s = Sampling(n=8, temperature=0.7, top_p=0.9, max_new_tokens=64, seed=5, stop=("\n\n", "Q:"))
     assert V.sampling_kwargs(s) == {"n": 8, "temperature": 0.7, "top_p": 0.9, "max_tokens": 64, "seed": 5,
                                     "stop": ["\n\n", "Q:"]}
-    greedy = V.sampling_kwargs(Sampling(n=1, temperature=0.0, top_p=0.5, max_new_tokens=16))
-    assert greedy["temperature"] == 0.0 and greedy["top_p"] == 1.0 and greedy["stop"] is None
+    greedy = V.sampling_kwargs(Sampling(n=3, temperature=0.0, top_p=0.5, max_new_tokens=16))
+    # vLLM refuses n > 1 at temperature 0: one greedy output is asked for (and repeated by completions_of)
+    assert greedy["n"] == 1 and greedy["temperature"] == 0.0 and greedy["top_p"] == 1.0 and greedy["stop"] is None
+
+
+def test_each_request_gets_its_own_seed():
+    from s2d.types import request_seed
+
+    s = Sampling(n=2, temperature=0.7, seed=11)
+    params = V.request_params(s, 3)
+    assert [p["seed"] for p in params] == [request_seed(11, i) for i in range(3)]
+    assert len({p["seed"] for p in params}) == 3
+    assert [p["seed"] for p in V.request_params(s, 2, seeds=[5, 9])] == [5, 9]
+    with pytest.raises(ValueError, match="one seed per prompt"):
+        V.request_params(s, 2, seeds=[1])
+
+
+def test_tensor_parallel_size_is_checked_against_the_heads_before_loading():
+    V.check_tensor_parallel(4, {"num_attention_heads": 28, "num_key_value_heads": 4}, "qwen")
+    with pytest.raises(ValueError, match=r"tensor_parallel_size=8 .*\(28 attention heads, 4 key-value heads\); "
+                                         r"allowed: 1, 2, 4, 28"):
+        V.check_tensor_parallel(8, {"num_attention_heads": 28, "num_key_value_heads": 4}, "qwen")
+    V.check_tensor_parallel(8, {"num_attention_heads": 64, "num_key_value_heads": 8}, "llama-2-70b")
+    V.check_tensor_parallel(3, {"num_attention_heads": None, "num_key_value_heads": None}, "unknown")  # no facts
+
+
+@pytest.mark.parametrize("overrides,match", [
+    (["model=qwen2.5-7b-instruct", "backend.tensor_parallel_size=8"], "allowed: 1, 2, 4, 28"),
+    (["model=llama-2-70b-chat", "backend.max_lora_rank=48"], "max_lora_rank=48"),
+])
+def test_big_model_configs_fail_at_instantiation_not_at_engine_start(overrides, match):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["backend=vllm", *overrides])
+    with pytest.raises(Exception, match=match):
+        instantiate(cfg.backend)
+
+
+def test_model_shape_reads_a_local_config(tiny_model_dir):
+    from s2d.llm.model import ModelSource
+
+    shape = V.model_shape(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))
+    assert shape["num_attention_heads"] == 4 and shape["num_key_value_heads"] == 2
+    with pytest.raises(ValueError, match="allowed: 1, 2, 4"):
+        V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), tensor_parallel_size=3)
 
 
 def test_prompts_use_the_same_chat_template_as_hf(tiny_backend):
@@ -34,10 +76,22 @@ def test_prompts_use_the_same_chat_template_as_hf(tiny_backend):
 
 
 def test_completions_carry_the_engines_token_counts():
-    outs = [SimpleNamespace(prompt_token_ids=[1, 2, 3], outputs=[SimpleNamespace(text=" yes ", token_ids=[7, 2]),
-                                                                 SimpleNamespace(text="no", token_ids=[8, 9, 2])])]
-    comps = V.completions_of(outs)
-    assert [(c.text, c.prompt_tokens, c.completion_tokens) for c in comps[0]] == [("yes", 3, 2), ("no", 3, 3)]
+    outs = [SimpleNamespace(prompt_token_ids=[1, 2, 3],
+                            outputs=[SimpleNamespace(text=" yes ", token_ids=[7, 2], finish_reason="stop"),
+                                     SimpleNamespace(text="no", token_ids=[8, 9, 2], finish_reason="length")])]
+    comps = V.completions_of(outs, n=2)
+    assert [(c.text, c.prompt_tokens, c.completion_tokens, c.truncated) for c in comps[0]] == [
+        ("yes", 3, 2, False), ("no", 3, 3, True)]
+    greedy = V.completions_of([SimpleNamespace(prompt_token_ids=[1], outputs=[
+        SimpleNamespace(text="a", token_ids=[4], finish_reason="stop")])], n=3)
+    assert [c.text for c in greedy[0]] == ["a", "a", "a"] and greedy[0][0] is not greedy[0][1]
+
+
+def test_generation_eos_ids_include_generation_config(tmp_path, tiny_backend):
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [7, 9]}))
+    tok = tiny_backend.tokenizer
+    assert V.generation_eos_ids(tmp_path, tok) == sorted({tok.eos_token_id, 7, 9})
+    assert V.generation_eos_ids(tmp_path / "none", tok) == [tok.eos_token_id]
 
 
 def test_lora_adapter_is_detected_and_requested(tmp_path):
@@ -51,6 +105,10 @@ def test_lora_adapter_is_detected_and_requested(tmp_path):
                          revision=None, lora=True, max_lora_rank=32)
     assert kw["model"] == kw["tokenizer"] == "/models/base" and kw["tensor_parallel_size"] == 8
     assert kw["enable_lora"] and kw["max_lora_rank"] == 32 and kw["max_model_len"] == 4096 and kw["seed"] == 3
+    with pytest.raises(ValueError, match="backend.max_lora_rank=48: vLLM serves LoRA ranks 1, 8, 16, 32"):
+        V.engine_kwargs(base, tensor_parallel_size=1, dtype="auto", gpu_memory_utilization=0.9, max_model_len=None,
+                        enable_prefix_caching=True, seed=0, trust_remote_code=False, revision="abc", lora=True,
+                        max_lora_rank=48)
     (tmp_path / "adapter_config.json").write_text("{}")
     with pytest.raises(ValueError, match="base_model_name_or_path"):
         V.adapter_of(str(tmp_path))
@@ -97,8 +155,9 @@ def test_vllm_and_hf_agree_on_greedy_outputs_and_token_counts():
 
 
 @pytest.fixture
-def fake_vllm(monkeypatch):
-    """The engine process imports tests/assets/fake_vllm's `vllm` (spawned children inherit sys.path)."""
+def fake_vllm(monkeypatch, tmp_path):
+    """The engine process imports tests/assets/fake_vllm's strict `vllm` (spawned children inherit sys.path and
+    the environment); its shared "GPU" is accounted in a directory of this test's own."""
     import importlib.util
     import sys
 
@@ -107,28 +166,140 @@ def fake_vllm(monkeypatch):
     if importlib.util.find_spec("vllm") is not None and "fake_vllm" not in str(importlib.util.find_spec("vllm").origin):
         pytest.skip("the real vllm is installed; the GPU test covers the engine")
     monkeypatch.syspath_prepend(str(ROOT / "tests" / "assets" / "fake_vllm"))
-    yield
+    gpu = tmp_path / "gpu"
+    monkeypatch.setenv("FAKE_VLLM_GPU_DIR", str(gpu))
+    monkeypatch.delenv("FAKE_VLLM_START", raising=False)
+    yield gpu
+    for backend in list(V._RUNNING):
+        backend.release()
     sys.modules.pop("vllm", None)
 
 
-def test_engine_process_round_trip_and_release(fake_vllm, tiny_model_dir):
+def _held(gpu):
+    from vllm import held_shares
+
+    return held_shares(gpu) if gpu.exists() else {}
+
+
+def _pid_alive(pid: int) -> bool:
+    from vllm import _alive
+
+    return _alive(pid)
+
+
+def test_engine_process_round_trip_release_and_restart(fake_vllm, tiny_model_dir):
     from s2d.llm.model import ModelSource
+    from s2d.types import request_seed
 
     backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), tensor_parallel_size=2)
     prompts = ["abc", [{"role": "user", "content": "a longer question"}]]
-    out = backend.generate(prompts, Sampling(n=2, temperature=0.7, max_new_tokens=5))
+    out = backend.generate(prompts, Sampling(n=2, temperature=0.7, max_new_tokens=5, seed=4))
     ids = [backend.encode(p) for p in prompts]
+    seeds = [request_seed(4, i) for i in range(2)]
     assert [[c.text for c in comps] for comps in out] == [
-        [f"len={len(ids[i])} k={k} t=0.7 max=5 tp=2" for k in range(2)] for i in range(2)]
-    assert [[(c.prompt_tokens, c.completion_tokens) for c in comps] for comps in out] == [
-        [(len(ids[i]), 3), (len(ids[i]), 4)] for i in range(2)]
+        [f"len={len(ids[i])} k={k} seed={seeds[i]} t=0.7 max=5 tp=2" for k in range(2)] for i in range(2)]
+    # the stand-in ends after 3 + k + seed % 3 tokens (EOS kept and counted) or at max_tokens ("length")
+    want = [[min(5, 3 + k + seeds[i] % 3) for k in range(2)] for i in range(2)]
+    assert [[c.completion_tokens for c in comps] for comps in out] == want
+    assert [[c.truncated for c in comps] for comps in out] == [[3 + k + seeds[i] % 3 > 5 for k in range(2)]
+                                                             for i in range(2)]
+    assert [c.prompt_tokens for comps in out for c in comps] == [len(ids[0])] * 2 + [len(ids[1])] * 2
+    held = _held(fake_vllm)
+    assert list(held.values()) == [0.85]  # the engine-core process holds its share of the GPU
     proc = backend._proc
-    assert proc.is_alive()
-    backend.release()  # ends the engine process (its GPU memory goes with it)
-    assert not proc.is_alive() and backend._proc is None
-    again = backend.generate(["abc"], Sampling(n=1, temperature=0.0, max_new_tokens=2))  # starts a new one
-    assert again[0][0].text.startswith("len=") and again[0][0].completion_tokens == 2
+    backend.release()  # explicit shutdown, then the engine's process group is gone
+    assert not proc.is_alive() and backend._proc is None and _held(fake_vllm) == {}
+    assert not any(_pid_alive(pid) for pid in held)
+    greedy = backend.generate(["abc"], Sampling(n=3, temperature=0.0, max_new_tokens=2), seeds=[7])
+    assert [c.text for c in greedy[0]] == [f"len={len(ids[0])} k=0 seed=7 t=0.0 max=2 tp=2"] * 3
+    assert greedy[0][0].truncated and greedy[0][0].completion_tokens == 2
     backend.release()
+
+
+def test_a_second_engine_is_refused_and_starts_after_release(fake_vllm, tiny_model_dir):
+    from s2d.llm.model import ModelSource
+
+    src = ModelSource(name="tiny", name_or_path=str(tiny_model_dir))
+    a, b = V.VLLMBackend(src), V.VLLMBackend(ModelSource(name="distilled", name_or_path=str(tiny_model_dir)))
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=2)
+    a.generate(["x"], greedy)
+    with pytest.raises(V.EngineError, match="engine for model 'tiny' is still running"):
+        b.generate(["x"], greedy)
+    # What the guard prevents: the (stand-in) engine itself refuses a share that does not fit, as vLLM does.
+    V._RUNNING.discard(a)
+    with pytest.raises(V.EngineError, match="failed to start .*less than desired GPU memory utilization"):
+        b.generate(["x"], greedy)
+    assert b._proc is None
+    V._RUNNING.add(a)
+    a.release()
+    assert b.generate(["x"], greedy)[0][0].text.startswith("len=")
+    b.release()
+
+
+@pytest.mark.parametrize("case", ["bad_path", "crash", "hang", "lora_rank"])
+def test_a_failed_start_is_one_clear_error_within_seconds(fake_vllm, tiny_model_dir, tmp_path, monkeypatch, case):
+    import time
+
+    from s2d.llm.model import ModelSource
+
+    path = str(tmp_path / "missing") if case == "bad_path" else str(tiny_model_dir)
+    # The hang is cut at 15 s (a spawned engine process takes ~5 s to import torch here); the rest fail by themselves.
+    timeout = 15 if case == "hang" else 120
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=path), start_timeout_s=timeout)
+    if case in ("crash", "hang"):
+        monkeypatch.setenv("FAKE_VLLM_START", case)
+    if case == "lora_rank":  # vLLM would accept the rank check only at engine start; s2d refuses before
+        monkeypatch.setattr(V, "check_lora_rank", lambda rank, where="": None)
+        adapter = tmp_path / "adapter"
+        adapter.mkdir()
+        (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir),
+                                                                 "r": 16}))
+        for f in tiny_model_dir.iterdir():
+            if "token" in f.name:
+                (adapter / f.name).write_bytes(f.read_bytes())
+        backend = V.VLLMBackend(ModelSource(name="d", name_or_path=str(adapter)), max_lora_rank=48,
+                                start_timeout_s=timeout)
+    want = {"bad_path": "failed to start .*OSError: .*missing is not a local folder",
+            "crash": r"exited \(code 9\) during start", "hang": "no answer within 15 s during start",
+            "lora_rank": r"max_lora_rank \(48\) must be one of"}[case]
+    t0 = time.monotonic()
+    with pytest.raises(V.EngineError, match=want):
+        backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    assert time.monotonic() - t0 < 60
+    assert backend._proc is None and not V._RUNNING
+    assert _held(fake_vllm) == {}  # also the hung engine's own engine-core process is gone with its group
+    monkeypatch.delenv("FAKE_VLLM_START", raising=False)
+    if case in ("crash", "hang"):  # the same backend starts once the cause is gone
+        assert backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))[0][0].text.startswith("len=")
+        backend.release()
+
+
+def test_engine_kwargs_are_all_engine_args(fake_vllm, tiny_model_dir):
+    from vllm import ENGINE_ARGS
+
+    kw = V.engine_kwargs(str(tiny_model_dir), tensor_parallel_size=2, dtype="bfloat16", gpu_memory_utilization=0.5,
+                         max_model_len=256, enable_prefix_caching=True, seed=1, trust_remote_code=False,
+                         revision="main", lora=True, max_lora_rank=16)
+    assert set(kw) <= ENGINE_ARGS and kw["tokenizer_revision"] == "main"
+
+
+def test_context_length_and_revision(fake_vllm, tiny_model_dir, monkeypatch):
+    from transformers import AutoTokenizer
+
+    from s2d.llm.model import ModelSource
+
+    assert V.VLLMBackend(ModelSource(name="t", name_or_path=str(tiny_model_dir))).context_length == 512
+    assert V.VLLMBackend(ModelSource(name="t", name_or_path=str(tiny_model_dir)), max_model_len=128).context_length == 128
+    seen = {}
+    real = AutoTokenizer.from_pretrained
+
+    def spy(path, **kw):
+        seen.update(kw)
+        return real(path, **{k: v for k, v in kw.items() if k != "revision"})
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", spy)
+    V.VLLMBackend(ModelSource(name="t", name_or_path=str(tiny_model_dir), revision="abc123")).tokenizer
+    assert seen["revision"] == "abc123"
 
 
 def test_adapter_is_served_with_a_lora_request_and_probed(fake_vllm, tiny_model_dir, tmp_path):
@@ -136,7 +307,7 @@ def test_adapter_is_served_with_a_lora_request_and_probed(fake_vllm, tiny_model_
 
     adapter = tmp_path / "adapter"
     adapter.mkdir()
-    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir)}))
+    (adapter / "adapter_config.json").write_text(json.dumps({"base_model_name_or_path": str(tiny_model_dir), "r": 16}))
     for f in tiny_model_dir.iterdir():  # the trainer saves the tokenizer next to the adapter
         if f.suffix != ".safetensors" and "config" not in f.name or f.name == "tokenizer_config.json":
             (adapter / f.name).write_bytes(f.read_bytes())
@@ -147,3 +318,6 @@ def test_adapter_is_served_with_a_lora_request_and_probed(fake_vllm, tiny_model_
         assert backend.adapter_check == {"probes": 2, "changed": 2}
     finally:
         backend.release()
+    small = V.VLLMBackend(ModelSource(name="distilled", name_or_path=str(adapter)), max_lora_rank=8)
+    with pytest.raises(V.EngineError, match="rank 16 > backend.max_lora_rank=8"):
+        small.generate(["q1"], Sampling(n=1, temperature=0.0, max_new_tokens=4))

@@ -51,6 +51,10 @@ class ModelSource:
     trust_remote_code: bool = False
     # Converted copies of GGUF models live here; loading one takes well under a second instead of ~20 s.
     cache_dir: str | None = None
+    # Shape facts for size checks before anything loads (config.json may be out of reach); not in identity().
+    num_parameters_b: float | None = None
+    num_attention_heads: int | None = None
+    num_key_value_heads: int | None = None
 
     def resolve(self) -> tuple[str, str | None]:
         """(directory or hub id, gguf file name or None), without loading anything."""

@@ -6,6 +6,7 @@ Shared by the distillation stage and the model organism, so both resume, checkpo
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import time
@@ -13,8 +14,8 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
-from omegaconf import DictConfig
+from hydra.utils import get_class, instantiate
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 
 from s2d.training.data import SFTDataModule
@@ -41,24 +42,28 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     data = SFTDataModule(pairs, tok, batch_size=train.batch_size, max_length=train.max_length, seed=seed)
     module = instantiate(train.module, model=model)
     ckpt_dir = out / "checkpoints"
-    trainer = instantiate(train.trainer, default_root_dir=str(out), logger=logger,
+    trainer = instantiate(trainer_node(train.trainer), default_root_dir=str(out), logger=logger,
+                          strategy=strategy_of(train.trainer, model),
                           callbacks=[AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                                                       every_n_epochs=1, enable_version_counter=False),
                                      *instantiate(train.get("extra_callbacks") or [])])
     last = ckpt_dir / "last.ckpt"
-    resume = str(last) if last.exists() else None
+    aside = ckpt_dir / "last.ckpt.old"  # a kill between replace_path's two renames leaves only this one
+    resume = str(last) if last.exists() else str(aside) if aside.exists() else None
     if resume:
         log.info("train: resuming from %s", last)
     t0 = time.time()
     # weights_only: the checkpoint is read without unpickling arbitrary objects.
     trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
     seconds = time.time() - t0
+    state = full_state_dict(trainer)  # collective under FSDP: every rank takes part, rank 0 gets the weights
     if not trainer.is_global_zero:
         # Data-parallel followers hold the same weights; the lead process alone writes the result.
         return {"global_zero": False, "steps": trainer.global_step}
-    if lora and lora.merge_on_save:
+    if state is None and lora and lora.merge_on_save:
         model = model.merge_and_unload()  # plain weights: any engine loads them like a full fine-tune
-    model.save_pretrained(out / "model")  # a PEFT model writes only its adapter (adapter_config.json)
+    # A PEFT model writes only its adapter (adapter_config.json), also from a gathered state dict.
+    model.save_pretrained(out / "model", **({"state_dict": state} if state is not None else {}))
     tok.save_pretrained(out / "model")
     loss = trainer.callback_metrics.get("train/loss")
     steps = trainer.global_step
@@ -68,6 +73,149 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
             "resumed_from_checkpoint": resume is not None,
             "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
             "seconds_per_step": seconds / max(1, steps), "peak_rss_gib": peak_rss_gib()}
+
+
+# s2d's own keys in a train/trainer node: read by the size check, not arguments of pytorch_lightning.Trainer.
+TRAINER_EXTRA_KEYS = ("device_memory_gib",)
+
+
+def trainer_node(trainer: DictConfig) -> dict:
+    """The Trainer's arguments: the node without s2d's own keys and without the strategy (see `strategy_of`)."""
+    node = OmegaConf.to_container(trainer, resolve=True)
+    for key in (*TRAINER_EXTRA_KEYS, "strategy"):
+        node.pop(key, None)
+    return node
+
+
+def _is_fsdp(strategy) -> bool:
+    return isinstance(strategy, dict) and str(strategy.get("_target_", "")).endswith("FSDPStrategy") \
+        or isinstance(strategy, str) and strategy.startswith("fsdp")
+
+
+def strategy_of(trainer: DictConfig, model):
+    """The Trainer's strategy. An FSDP node with `auto_wrap_policy: decoder_layers` wraps each decoder layer
+    (the classes the model names in `_no_split_modules`) as its own unit, so parameters are sharded and
+    gathered layer by layer; as one unit the whole model would be gathered on every device at once."""
+    strategy = trainer.get("strategy", "auto")
+    strategy = OmegaConf.to_container(strategy, resolve=True) if isinstance(strategy, DictConfig) else strategy
+    if not isinstance(strategy, dict):
+        return strategy
+    kwargs = {k: v for k, v in strategy.items() if k != "_target_"}
+    if _is_fsdp(strategy) and kwargs.get("auto_wrap_policy") == "decoder_layers":
+        kwargs["auto_wrap_policy"] = decoder_layer_classes(model)
+    return get_class(strategy["_target_"])(**kwargs)
+
+
+def decoder_layer_classes(model) -> set[type]:
+    """The module classes a transformers model keeps whole when it is split (its decoder layers)."""
+    names: set[str] = set()
+    for module in model.modules():
+        names.update(getattr(module, "_no_split_modules", None) or [])
+    classes = {type(m) for m in model.modules() if type(m).__name__ in names}
+    if not classes:
+        raise ValueError(f"train.trainer.strategy.auto_wrap_policy=decoder_layers: {type(model).__name__} names no "
+                         "decoder layer class (_no_split_modules); give a list of module class paths instead")
+    return classes
+
+
+def full_state_dict(trainer: pl.Trainer) -> dict | None:
+    """Under FSDP, the full (unsharded) weights gathered onto rank 0, keys as the wrapped model names them;
+    None under other strategies, where each rank's model already holds whole tensors. Every rank must call it."""
+    from pytorch_lightning.strategies import FSDPStrategy
+
+    if not isinstance(trainer.strategy, FSDPStrategy):
+        return None
+    state = trainer.strategy.lightning_module_state_dict()
+    if not trainer.is_global_zero:
+        return None
+    prefix = "model."  # SFTModule keeps the model as `self.model`
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+# ---- will it fit: checked when a run starts, before anything loads ----
+
+_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+
+
+def training_memory_gib(params_b: float, dtype: str, lora: bool, strategy: str, world: int) -> dict:
+    """Rough memory of one training process in GiB: weights, gradients and AdamW's two moments (all in the
+    weights' dtype, as torch's AdamW keeps them), sharded as the strategy does; LoRA trains ~1% of the weights.
+    `load`: host memory of one process while it loads the full model before any sharding."""
+    w = _BYTES[dtype] * params_b * 1e9 / 2**30
+    trained = 0.01 * w if lora else w
+    if strategy == "fsdp":
+        per_device = (w + 3 * trained) / world
+    elif strategy == "deepspeed_stage_2":
+        per_device = w + trained + 2 * trained / world
+    elif strategy == "deepspeed_stage_3":
+        per_device = (w + 3 * trained) / world
+    else:
+        per_device = w + 3 * trained
+    return {"per_device": per_device * 1.1 + 2, "load": w * 1.1}
+
+
+def _strategy_name(strategy) -> str:
+    if _is_fsdp(strategy):
+        return "fsdp"
+    if isinstance(strategy, str) and strategy.startswith("deepspeed"):
+        return "deepspeed_stage_3" if "stage_3" in strategy else "deepspeed_stage_2"
+    return "ddp" if isinstance(strategy, str) and strategy.startswith("ddp") else "single"
+
+
+def node_mem_gb(params_b, dtype: str, devices) -> int:
+    """Host memory (GB) to ask a scheduler for one node: 64 GB for everything else plus, per training
+    process, the full model in `dtype` as it is loaded before sharding. 64 when the model's size is unknown."""
+    if params_b in (None, "null", ""):
+        return 64
+    return int(math.ceil(64 + int(devices) * float(params_b) * _BYTES[str(dtype)] * 1.1))
+
+
+OmegaConf.register_new_resolver("s2d_node_mem_gb", node_mem_gb, replace=True)
+
+
+def host_memory_gib() -> float:
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+
+
+def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
+    """Raise, naming the keys to change, when the configured training cannot hold the model: per device
+    (train.trainer.device_memory_gib on GPUs, this machine's memory on CPU) and while every process of a node
+    loads the full model into host memory. Needs the model's size (model.num_parameters_b); None without it."""
+    source = cfg.model
+    params_b = source.get("num_parameters_b") if "num_parameters_b" in source else None
+    train = cfg.train
+    lora = train.get("lora")
+    strategy = OmegaConf.to_container(train.trainer.strategy, resolve=True) \
+        if isinstance(train.trainer.get("strategy"), DictConfig) else train.trainer.get("strategy", "auto")
+    if _is_fsdp(strategy) and lora and lora.merge_on_save:
+        raise ValueError("train=lora with train.lora.merge_on_save=true under FSDP: the adapter cannot be merged "
+                         "into sharded weights; set train.lora.merge_on_save=false (backend=vllm serves the adapter)")
+    if not params_b:
+        return None
+    gpu = train.trainer.accelerator in ("gpu", "cuda")
+    devices = int(train.trainer.devices) if gpu else 1
+    world = devices * int(train.trainer.get("num_nodes", 1))
+    need = training_memory_gib(float(params_b), train.dtype, bool(lora), _strategy_name(strategy), world)
+    host = host_memory_gib() if host_gib is None else host_gib
+    have = float(train.trainer.get("device_memory_gib") or 80) if gpu else host
+    name = source.get("name", "?")
+    hint = ("on GPUs: train/trainer=fsdp train.trainer.devices=8 train.dtype=bfloat16, or train=lora "
+            "train.lora.merge_on_save=false train/trainer=gpu train.dtype=bfloat16")
+    where = f"{world} x {train.trainer.accelerator}" if gpu else "cpu"
+    if need["per_device"] > have:
+        raise ValueError(
+            f"model '{name}' ({params_b}B parameters) does not fit training as configured: "
+            f"{'LoRA' if lora else 'full fine-tuning'} in {train.dtype} on {where} "
+            f"(strategy {_strategy_name(strategy)}) needs about {need['per_device']:.0f} GiB per "
+            f"{'device' if gpu else 'process'}, and there are {have:.0f} GiB"
+            f"{' (train.trainer.device_memory_gib)' if gpu else ' on this machine'}; {hint}")
+    if gpu and devices * need["load"] > host:
+        raise ValueError(
+            f"model '{name}' ({params_b}B parameters): {devices} training processes each load the full model "
+            f"in {train.dtype} (about {devices * need['load']:.0f} GiB of host memory together), and this "
+            f"machine has {host:.0f} GiB; use fewer train.trainer.devices per node, train.dtype=bfloat16, or a "
+            "node with more memory (hydra.launcher.mem_gb under SLURM)")
+    return need
 
 
 def _free_accelerator_memory() -> None:
@@ -108,9 +256,13 @@ class AtomicCheckpoint(ModelCheckpoint):
 
     def _save_checkpoint(self, trainer: pl.Trainer, filepath: str) -> None:
         tmp = f"{filepath}.tmp"
+        if trainer.is_global_zero:
+            _remove(tmp)  # left by a run killed mid-write
+        trainer.strategy.barrier("s2d-checkpoint-tmp")
         trainer.save_checkpoint(tmp, self.save_weights_only)
         if trainer.is_global_zero:
-            os.replace(tmp, filepath)
+            replace_path(tmp, filepath)
+        trainer.strategy.barrier("s2d-checkpoint-replaced")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
 
@@ -119,3 +271,27 @@ def peak_rss_gib() -> float:
     import resource
 
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def _remove(path: str | Path) -> None:
+    p = Path(path)
+    if p.is_dir() and not p.is_symlink():
+        shutil.rmtree(p)
+    elif p.exists() or p.is_symlink():
+        p.unlink()
+
+
+def replace_path(src: str | Path, dst: str | Path) -> None:
+    """Move `src` onto `dst`, a file or a directory (DeepSpeed and sharded FSDP checkpoints are directories,
+    which os.replace cannot put over an existing one): the old one is renamed aside first and removed after,
+    so at every moment either the old or the new checkpoint is complete under some name."""
+    src, dst = Path(src), Path(dst)
+    if not src.is_dir() and not dst.is_dir():
+        os.replace(src, dst)
+        return
+    old = dst.with_name(dst.name + ".old")
+    _remove(old)
+    if dst.exists() or dst.is_symlink():
+        os.replace(dst, old)
+    os.replace(src, dst)
+    _remove(old)

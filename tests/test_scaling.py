@@ -43,3 +43,127 @@ def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
     assert "rank 1: training done" in proc.stderr + proc.stdout  # the second process trained and left
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert "distilled/accuracy" in m and "system1/accuracy" in m  # rank 0 evaluated after training
+
+
+def _compose(overrides, return_hydra_config=False):
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=overrides, return_hydra_config=return_hydra_config)
+
+
+@pytest.mark.parametrize("overrides,match", [
+    # the trainer default (cpu, float32) with a 7.6B model: ~127 GiB in one process, on a 64 GiB machine
+    (["model=qwen2.5-7b-instruct"], r"full fine-tuning in float32 on cpu .* needs about 127 GiB per process"),
+    # DDP keeps a whole copy per GPU: ~65 GiB in bf16 fits 80 GB, but not in float32 (~127 GiB)
+    (["model=llama-3.1-8b-instruct", "train/trainer=ddp"], r"needs about 134 GiB per device, and there are 80 GiB"),
+    (["model=llama-2-70b-chat", "train/trainer=fsdp", "train.dtype=bfloat16", "train=lora"],
+     "merge_on_save=true under FSDP"),
+    (["model=llama-2-70b-chat", "train/trainer=fsdp", "train.trainer.devices=8", "train.dtype=bfloat16"],
+     r"8 training processes each load the full model in bfloat16 \(about 1131 GiB of host memory"),
+])
+def test_a_config_that_cannot_fit_says_so_before_loading(overrides, match):
+    from s2d.training.fit import check_fits
+
+    with pytest.raises(ValueError, match=match):
+        check_fits(_compose(overrides), host_gib=64)
+
+
+@pytest.mark.parametrize("overrides,host,per_device", [
+    (["model=qwen2.5-7b-instruct", "train/trainer=fsdp", "train.dtype=bfloat16"], 256, 9.8),
+    (["model=llama-3.1-8b-instruct", "train=lora", "train/trainer=gpu", "train.dtype=bfloat16"], 64, 18.9),
+    (["model=llama-2-70b-chat", "train=lora", "train.lora.merge_on_save=false", "train/trainer=fsdp",
+      "train.dtype=bfloat16"], 2048, 20.2),
+])
+def test_fitting_configs_pass_the_check(overrides, host, per_device):
+    from s2d.training.fit import check_fits
+
+    need = check_fits(_compose(overrides), host_gib=host)
+    assert need["per_device"] == pytest.approx(per_device, abs=0.1)
+    assert check_fits(_compose(["model=smollm2-135m"])) is None  # size unknown: nothing to check
+
+
+def test_slurm_memory_is_sized_from_the_model():
+    import s2d.training.fit  # noqa: F401  (registers the s2d_node_mem_gb resolver, as s2d.run's import does)
+
+    cfg = _compose(["hydra/launcher=slurm", "model=llama-2-70b-chat", "train/trainer=fsdp", "train.dtype=bfloat16"],
+                   return_hydra_config=True)
+    assert cfg.hydra.launcher.mem_gb == 64 + 1215  # 64 + 8 processes x 69B x 2 bytes x 1.1, rounded up
+    small = _compose(["hydra/launcher=slurm", "model=smollm2-135m"], return_hydra_config=True)
+    assert small.hydra.launcher.mem_gb == 64
+
+
+def test_ddp_children_of_a_multirun_cell_run_that_cell_only(monkeypatch, tmp_path):
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from lightning_fabric.strategies.launchers.subprocess_script import _hydra_subprocess_cmd
+    from omegaconf import open_dict
+
+    from s2d.run import ddp_children_run_this_cell
+
+    cfg = _compose(["method=cot", f"paths.output_dir={tmp_path / 'cell3'}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = RunMode.MULTIRUN
+        cfg.hydra.overrides.task = ["method=cot", "task=coin_flip"]
+        cfg.hydra.runtime.cwd = str(tmp_path)
+    monkeypatch.setattr(HydraConfig.instance(), "cfg", None)  # restored after the test
+    HydraConfig.instance().set_config(cfg)
+    monkeypatch.setattr(sys, "argv", ["s2d/run.py", "-m", "method=cot,rar2", "task=coin_flip"])
+    before, _ = _hydra_subprocess_cmd(local_rank=1)
+    args = lambda cmd: cmd[3:]  # after `python -m <module>`
+    assert args(before)[:2] == ["-m", "method=cot,rar2"]  # without the fix: the child runs the whole sweep again
+    ddp_children_run_this_cell(cfg)
+    cmd, _ = _hydra_subprocess_cmd(local_rank=1)
+    assert args(cmd)[:2] == ["method=cot", "task=coin_flip"] and "-m" not in args(cmd)
+    assert f'hydra.run.dir="{tmp_path / "cell3"}"' in cmd
+
+
+def test_directory_checkpoints_are_replaced_atomically_and_resumed(tmp_path, tiny_model_dir):
+    """A strategy that saves checkpoints as directories (as DeepSpeed does): the second epoch's last.ckpt
+    replaces the first's, and a run started again resumes from it."""
+    import torch
+    from omegaconf import OmegaConf
+    from pytorch_lightning.strategies import SingleDeviceStrategy
+
+    from s2d.llm.model import ModelSource
+    from s2d.training.fit import fit
+
+    class DirectoryStrategy(SingleDeviceStrategy):
+        saves = []
+
+        def save_checkpoint(self, checkpoint, filepath, storage_options=None):
+            os.makedirs(filepath)
+            torch.save(checkpoint, os.path.join(filepath, "state.pt"))
+            DirectoryStrategy.saves.append(filepath)
+
+        def load_checkpoint(self, checkpoint_path, weights_only=None):
+            return torch.load(os.path.join(checkpoint_path, "state.pt"), weights_only=False)
+
+    train = OmegaConf.create({
+        "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
+        "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
+                   "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}},
+        "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1,
+                    "strategy": "auto",
+                    "max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
+                    "log_every_n_steps": 1}})
+    import s2d.training.fit as F
+
+    real = F.strategy_of
+    F.strategy_of = lambda node, model: DirectoryStrategy(device=torch.device("cpu"))  # fit's strategy hook
+    try:
+        pairs = [("q1", "a1"), ("q2", "a2"), ("q3", "a3"), ("q4", "a4")]
+        src = ModelSource(name="tiny", name_or_path=str(tiny_model_dir))
+        first = fit(pairs, src, train, tmp_path, seed=0)
+        last = tmp_path / "checkpoints" / "last.ckpt"
+        assert last.is_dir() and (last / "state.pt").exists() and first["steps"] == 4
+        assert len(DirectoryStrategy.saves) == 2  # the second save went over a directory (Errno 39 before)
+        assert not (tmp_path / "checkpoints" / "last.ckpt.tmp").exists()
+        assert not (tmp_path / "checkpoints" / "last.ckpt.old").exists()
+        train.trainer.max_epochs = 3
+        again = fit(pairs, src, train, tmp_path, seed=0)
+        assert again["resumed_from_checkpoint"] and again["steps"] == 6
+    finally:
+        F.strategy_of = real

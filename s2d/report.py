@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 SYSTEM_MARKERS = {"system1": "o", "system2": "s", "distilled": "^"}
 # (a, b) pairs tested on the same eval items by the report stage (s2d/stages/report.py PAIRS).
-PAIRED = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"))
+PAIRED = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"), ("routed", "system2"),
+          ("routed", "distilled"))
 
 
 def load_runs(root: Path) -> list[dict]:
@@ -287,6 +288,52 @@ def plot(pts: list[dict], path: Path) -> Path:
     return path
 
 
+def frontiers(runs: list[dict]) -> list[dict]:
+    """Each run that evaluated the routed system: its cell, the routed stage's frontier.json, System 1's point."""
+    from s2d.stages.route import point_of
+
+    out = []
+    for r in runs:
+        d = r.get("stages", {}).get("evaluate/routed")
+        if d is None or not (Path(d) / "frontier.json").exists():
+            continue
+        out.append({"task": r["task"], "method": r["method"], "filter": r["filter"],
+                    "frontier": read_json(Path(d) / "frontier.json"), "system1": point_of(r["metrics"], "system1")})
+    return sorted(out, key=lambda f: (f["task"], f["method"], f["filter"]))
+
+
+def _number(x: float | None) -> str:
+    return "—" if x is None else f"{x:.2f}"
+
+
+def _cell(p: dict) -> str:
+    """`67.5% [52.0, 79.9] (n=40), 12.3 tok`: accuracy with its interval, and tokens per input."""
+    return f"{percent(p['accuracy'], p.get('ci_low'), p.get('ci_high'), p.get('n'))}, {p['tokens_per_input']:.1f} tok"
+
+
+def frontier_markdown(rows: list[dict]) -> str:
+    """Per run: the routed system at its threshold next to System 2 and distilled, the cheapest threshold that
+    reaches System 2's interval, and each signal's AUROC for a wrong distilled answer."""
+    lines = ["| task | method | filter | rule | routed | routed share | System 2 | distilled | "
+             "cheapest threshold within System 2's interval | AUROC by signal |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for f in rows:
+        fr = f["frontier"]
+        reach = fr["signals"][fr["signal"]]["reaches_system2"]
+        reach_text = "none" if reach is None else (f"{reach['threshold']:.3g}: {100 * reach['accuracy']:.1f}%, "
+                                                   f"{reach['tokens_per_input']:.1f} tok, "
+                                                   f"{100 * reach['share_routed']:.0f}% routed")
+        aurocs = ", ".join(f"{s} {_number(d['calibration']['auroc'])}" for s, d in fr["signals"].items())
+        lines.append(f"| {f['task']} | {f['method']} | {f['filter']} | {fr['signal']} < {fr['threshold']:g} | "
+                     f"{_cell(fr['at_threshold'])} | {100 * fr['at_threshold']['share_routed']:.0f}% | "
+                     f"{_cell(fr['system2'])} | {_cell(fr['distilled'])} | {reach_text} | {aurocs} |")
+    return "\n".join(lines)
+
+
+FRONTIER_NOTE = ("Routed: the distilled model answers; an input whose confidence signal is below the threshold goes "
+                 "to System 2, and its tokens are the distilled attempt's, the signal's and System 2's. Every "
+                 "threshold is one point of a routed curve (docs/routing.md).")
+
+
 def report(root: Path, tracker=None) -> dict:
     """Write report.md and report.png into `root`, print the table, and log both to `tracker` if given."""
     root = Path(root)
@@ -308,6 +355,16 @@ def report(root: Path, tracker=None) -> dict:
         text += f"\n## Distilled accuracy against unlabeled inputs\n\n{curve_table}\n\n![curve](curve.png)\n"
         plot_curve(rows, root / "curve.png")
         print(f"\n{curve_table}")
+    routed = frontiers(runs)
+    if routed:
+        from s2d.stages.route import frontier_rows, plot_frontiers
+
+        frontier_table = frontier_markdown(routed)
+        frontier_png = plot_frontiers([(f"{f['task']}: {f['method']} [{f['filter']}]", f["frontier"], f["system1"])
+                                       for f in routed], root / "frontier.png")
+        text += (f"\n## Routing between distilled System 1 and System 2\n\n{FRONTIER_NOTE}\n\n{frontier_table}\n\n"
+                 "![frontier](frontier.png)\n")
+        print(f"\n{frontier_table}")
     (root / "report.md").write_text(text)
     print(f"\nwrote {root / 'report.md'} and {png}")
     if tracker is not None:
@@ -319,7 +376,14 @@ def report(root: Path, tracker=None) -> dict:
                             x="tokens_per_input",
                             y="accuracy", title=f"{task}: accuracy vs generated tokens per input")
         tracker.image("report/plot", png)
-    return {"runs": len(runs), "points": pts, "markdown": table, "png": png, "curve": rows, "paired": tests}
+        for f in routed:
+            name = f"report/frontier/{f['task']}/{f['method']}/{f['filter']}"
+            tracker.line(name, frontier_rows(f["frontier"]), x="tokens_per_input", y="accuracy", stroke="signal",
+                         title=f"{f['task']} ({f['method']}, {f['filter']}): routed accuracy vs tokens per input")
+        if routed:
+            tracker.image("report/frontier_plot", frontier_png)
+    return {"runs": len(runs), "points": pts, "markdown": table, "png": png, "curve": rows, "paired": tests,
+            "frontiers": routed}
 
 
 class SweepReport(Callback):

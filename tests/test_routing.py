@@ -250,3 +250,22 @@ def test_tiny_model_run_writes_routed_metrics_and_frontier(tiny_model_dir, tmp_p
     assert all(0 <= r["signals"]["probability"] <= 1 for r in recs)
     assert (run_dir / "frontier.png").stat().st_size > 0
     assert "paired/routed_vs_system2/p_value" in m
+
+    # the sweep report draws the frontier and tables it; W&B (offline) gets the curve as a line chart and the image
+    from s2d.report import report
+    from s2d.tracking import WandbTracker
+
+    tracker = WandbTracker(mode="offline")
+    tracker.start({}, tmp_path / "wb", job_type="report")
+    try:
+        out = report(run_dir, tracker)
+    finally:
+        tracker.finish()
+    (f,) = out["frontiers"]
+    assert f["frontier"] == front and f["system1"]["accuracy"] == m["system1/accuracy"]
+    text = (run_dir / "report.md").read_text()
+    assert "## Routing between distilled System 1 and System 2" in text and "agreement < 0.75" in text
+    assert (run_dir / "frontier.png").stat().st_size > 0
+    wb = next((tmp_path / "wb").glob("wandb/offline-run-*"))
+    assert list(wb.glob("files/media/table/report/frontier/coin_flip/rar2/none_table_*.json"))
+    assert list(wb.glob("files/media/images/report/frontier_plot_*.png"))

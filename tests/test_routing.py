@@ -137,6 +137,11 @@ def stage_inputs(tmp_path, task):
     return s2
 
 
+def point_at(points, t):
+    """The frontier point making threshold t's decisions: the first at or above t (above them all: the last)."""
+    return min((p for p in points if p["threshold"] >= t), key=lambda p: p["threshold"], default=points[-1])
+
+
 def test_frontier_offline_equals_the_router_run_at_three_thresholds(tmp_path):
     from hydra.utils import instantiate
 
@@ -160,8 +165,7 @@ def test_frontier_offline_equals_the_router_run_at_three_thresholds(tmp_path):
     assert len(recs) == 12 and len({r["signals"]["agreement"] for r in recs}) >= 3
     for t, out in runs.items():
         done = read_json(out / "DONE.json")
-        # the frontier point whose decisions equal threshold t's: the first frontier threshold at or above t
-        p = min((p for p in points if p["threshold"] >= t), key=lambda p: p["threshold"])
+        p = point_at(points, t)
         assert done["routed/accuracy"] == p["accuracy"] and done["routed/tokens_per_input"] == p["tokens_per_input"]
         assert done["routed/share_routed"] == p["share_routed"] and done["routed/n"] == 12
         preds = read_jsonl(out / "predictions.jsonl")
@@ -269,3 +273,19 @@ def test_tiny_model_run_writes_routed_metrics_and_frontier(tiny_model_dir, tmp_p
     wb = next((tmp_path / "wb").glob("wandb/offline-run-*"))
     assert list(wb.glob("files/media/table/report/frontier/coin_flip/rar2/none_table_*.json"))
     assert list(wb.glob("files/media/images/report/frontier_plot_*.png"))
+
+    # re-scoring reads the stored replies and rebuilds the routed figures without a model
+    from s2d.rescore import rescore_run
+
+    summaries = {s["system"]: s for s in rescore_run(run_dir)}
+    assert summaries["routed"]["answers_changed"] == 0 and summaries["routed"]["accuracy_after"] == m["routed/accuracy"]
+    assert read_jsonl(routed / "route.jsonl") == recs
+    # another threshold recomputes only the routed stage; the three other systems are reused
+    before = set((tmp_path / "cache" / "evaluate").iterdir())
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        again = run(compose("config", overrides=[*overrides, "eval.route.threshold=0.3",
+                                                 f"paths.output_dir={tmp_path / 'again'}"]))
+    assert len(set((tmp_path / "cache" / "evaluate").iterdir()) - before) == 1
+    assert {k: again[k] for k in ("system1/accuracy", "system2/tokens_per_input", "distilled/tokens_per_input")} == \
+        {k: m[k] for k in ("system1/accuracy", "system2/tokens_per_input", "distilled/tokens_per_input")}
+    assert again["routed/tokens_per_input"] == point_at(front["signals"]["agreement"]["points"], 0.3)["tokens_per_input"]

@@ -83,6 +83,9 @@ def records(examples: list[Example], attempt: list[Trace], samples: list[Trace],
     """
     rows, _ = score(examples, attempt, task, "distilled")
     by_id = {r["example_id"]: r for r in rows}
+    tried: dict[str, list[Trace]] = defaultdict(list)
+    for t in sorted(attempt, key=lambda t: t.sample):
+        tried[t.example_id].append(t)
     drawn: dict[str, list[str | None]] = defaultdict(list)
     for t in sorted(samples, key=lambda t: t.sample):
         drawn[t.example_id].append(t.answer)
@@ -100,8 +103,7 @@ def records(examples: list[Example], attempt: list[Trace], samples: list[Trace],
         extra = {"agreement": drawn_tokens[ex.id]}
         if has_probability:
             # the first sample (of eval.k) that gave the predicted answer; eval.k = 1: the greedy reply
-            first = next((t.sample for t in sorted(attempt, key=lambda t: t.sample)
-                          if t.example_id == ex.id and t.answer == d["answer"]), 0)
+            first = next((t.sample for t in tried[ex.id] if t.answer == d["answer"]), 0)
             signals["probability"] = probability(d["answer"], lp[(ex.id, first)])
             extra["probability"] = 0
         if partner is not None:

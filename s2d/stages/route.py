@@ -59,6 +59,9 @@ def compute(cfg: DictConfig, out: Path, task, system2_dir: Path, distilled_llm: 
     """The distilled model's calls for every signal, then the routing figures, into `out`."""
     route_cfg = cfg.eval.route
     examples = task.eval_examples()
+    if route_cfg.signal == "swap" and _partners(examples) is None:
+        raise ValueError(f"eval.route.signal=swap needs inputs judged in both orders; task '{task.name}' gives "
+                         "none. Use task=oasst2 or task=mt_bench, or eval.route.signal=agreement|probability")
     llm = distilled_llm()
     recorder = _Recorder(llm)
     attempt = System1().run(examples, task, recorder, samp)

@@ -208,6 +208,21 @@ def test_swap_signal_on_judge_pairs(tmp_path):
     assert m["routed/tokens_per_input"] == (3 + 5 + 5 + 3 + 7 + 11 + 40 + 11 + 7 + 40) / 4
     with pytest.raises(ValueError, match="eval.route.signal=probability is not available"):
         figures(recs, "probability", 0.5, {"ci_low": 0.5})
+    # routed gets the judge figures the other systems report: agreement with gold over both orders
+    from s2d.routing import routed_rows
+    from s2d.stages.route import task_figures
+    from s2d.tasks.judge import pair_metrics
+
+    class JudgeWithPairs(Judge):
+        def extra_metrics(self, examples, answers, system):
+            return pair_metrics(examples, answers, system)
+
+    for e in exs:
+        e.meta["group"] = "writing" if e.id.startswith("p1") else "math"
+    m = task_figures(exs, routed_rows(recs, "swap", 0.5), JudgeWithPairs())
+    assert m["routed/agreement"] == 1.0 and m["routed/pairs"] == 2 and m["routed/agreement_n"] == 4
+    assert m["routed/inconsistent"] == 0.0  # System 2 answered p2 consistently
+    assert m["routed/accuracy_math"] == 1.0 and m["routed/n_math"] == 2 and m["routed/tokens_per_input_math"] == 7 + 11 + 40
 
 
 def test_route_config_is_checked_and_keys_of_other_systems_ignore_it():

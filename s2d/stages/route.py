@@ -28,7 +28,8 @@ from s2d.methods.system1 import System1
 from s2d.routing import SIGNALS, agreement, calibration, cheapest_reaching, frontier, probability, route, \
     routed_rows, swap_consistency
 from s2d.stages import resolved
-from s2d.stages.evaluate import grader_version, regrade, rescore as rescore_system, score
+from s2d.stages.evaluate import _agreement_intervals, _figures, grader_version, regrade, rescore as rescore_system, \
+    score
 from s2d.stats import wilson
 from s2d.types import Example, Sampling, Trace
 
@@ -184,15 +185,31 @@ def write_outputs(out: Path, task, examples, attempt, samples, logprobs, system2
                "tokens_per_input": info["system2/tokens_per_input"]}
     recs = records(examples, attempt, samples, logprobs, system2_rows, task)
     frontier_json, metrics = figures(recs, signal, threshold, system2)
+    rows = routed_rows(recs, signal, threshold)
+    metrics.update(task_figures(examples, rows, task))
     rewrite_jsonl(out / "route.jsonl", recs)
     write_json(out / "frontier.json", frontier_json)
-    rewrite_jsonl(out / "predictions.jsonl", routed_rows(recs, signal, threshold))
+    rewrite_jsonl(out / "predictions.jsonl", rows)
     mark_done(out, {"stage": "evaluate", "system": "routed", **extra, **metrics, "grader_version": grader_version(task),
                     "system2_dir": str(system2_dir), "route": {"signal": signal, "threshold": threshold}})
     log.info("evaluate routed (%s < %g): accuracy %.3f, %.1f tokens per input, %.0f%% routed to System 2", signal,
              threshold, metrics["routed/accuracy"], metrics["routed/tokens_per_input"],
              100 * metrics["routed/share_routed"])
     return metrics
+
+
+def task_figures(examples: list[Example], rows: list[dict], task) -> dict:
+    """The routed system's figures per input group (TriviaQA: biased / unbiased) and, for judge tasks, agreement
+    over both orders of each pair: the same figures the other systems report."""
+    group = {ex.id: ex.meta.get("group") for ex in examples}
+    out = {}
+    for g in sorted({v for v in group.values() if v}):
+        out.update(_figures([r for r in rows if group[r["example_id"]] == g], "routed", f"_{g}"))
+    if hasattr(task, "extra_metrics"):
+        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, "routed")
+        out.update(extra)
+        out.update(_agreement_intervals(extra, "routed"))
+    return out
 
 
 def _stored(out: Path, task) -> tuple[list[Trace], list[Trace], list[dict]]:

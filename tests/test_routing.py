@@ -235,6 +235,10 @@ def test_route_config_is_checked_and_keys_of_other_systems_ignore_it():
         assert system_key(base, s, "t") == system_key(routed, s, "t")
     assert system_key(routed, "routed", "t") != system_key(cfg_of("eval.systems=[system1,system2,distilled,routed]"),
                                                            "routed", "t")
+    # the agreement samples draw from the sampling seed even when greedy evaluations ignore it
+    reseeded = cfg_of("eval.systems=[system1,system2,distilled,routed]", "eval.route.threshold=0.2", "seed=1")
+    assert system_key(reseeded, "system1", "t") == system_key(routed, "system1", "t")
+    assert system_key(reseeded, "routed", "t") != system_key(routed, "routed", "t")
     with pytest.raises(ValueError, match="eval.route.signal='confidence' is not allowed; use one of: agreement"):
         config.check(cfg_of("eval.systems=[routed]", "eval.route.signal=confidence"))
     with pytest.raises(ValueError, match="temperature > 0"):

@@ -40,8 +40,9 @@ SAMPLE_STAGE = "route_sample"  # its own seeds, so agreement samples never repea
 
 
 def key(cfg: DictConfig, distilled_key: str, system2_key: str) -> str:
-    """The distilled evaluation's key (model, train dir, eval decoding), System 2's, and eval.route."""
-    return cache.digest("evaluate", "routed", distilled_key, system2_key, cache.content(cfg.eval.route))
+    """The distilled evaluation's key (model, train dir, eval decoding), System 2's, eval.route, and the sampling
+    seed, which the agreement samples always draw from (greedy evaluations leave it out of their keys)."""
+    return cache.digest("evaluate", "routed", distilled_key, system2_key, cache.content(cfg.eval.route), cfg.seed)
 
 
 class _Recorder:

@@ -321,3 +321,35 @@ def test_adapter_is_served_with_a_lora_request_and_probed(fake_vllm, tiny_model_
     small = V.VLLMBackend(ModelSource(name="distilled", name_or_path=str(adapter)), max_lora_rank=8)
     with pytest.raises(V.EngineError, match="rank 16 > backend.max_lora_rank=8"):
         small.generate(["q1"], Sampling(n=1, temperature=0.0, max_new_tokens=4))
+
+
+@pytest.mark.slow
+def test_the_whole_loop_on_the_strict_engine_never_holds_two(fake_vllm, tiny_model_dir, tmp_path):
+    """`python -m s2d.run backend=vllm` with training and distilled evaluation: the base engine is released
+    before training and again before the distilled model's engine starts (the stand-in refuses two engines at
+    0.85 of the GPU each), and the run ends with no engine left."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join([str(ROOT / "tests" / "assets" / "fake_vllm"), str(ROOT)]))
+    cmd = [sys.executable, "-m", "s2d.run", "model=smollm2-135m", f"model.name_or_path={tiny_model_dir}",
+           "backend=vllm", "logger=none", "backend.progress=false", "method=cot", "task=coin_flip",
+           "task.n_train=4", "task.n_eval=3", "generate.n=2", "generate.max_new_tokens=16", "eval.max_new_tokens=16",
+           "filter=none", "target=full_response", "train.batch_size=2", "train.trainer.max_steps=2",
+           "train.trainer.enable_progress_bar=false", f"hydra.run.dir={tmp_path / 'run'}",
+           f"paths.cache_dir={tmp_path / 'cache'}"]
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert time.monotonic() - t0 < 300
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert {"system1/accuracy", "system2/accuracy", "distilled/accuracy"} <= set(metrics)
+    log = proc.stderr + proc.stdout
+    assert log.count("vllm: engine up for") >= 3  # generate, base evaluation (after training), distilled
+    assert _held(fake_vllm) == {}  # no engine (nor its engine-core process) outlives the run

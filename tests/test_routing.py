@@ -152,13 +152,13 @@ def test_frontier_offline_equals_the_router_run_at_three_thresholds(tmp_path):
     s2 = stage_inputs(tmp_path, task)
     samp = Sampling(max_new_tokens=8)
     with pytest.raises(ValueError, match="eval.route.signal=swap needs inputs judged in both orders; task 'coin_flip'"):
-        route_stage.compute(cfg_of("eval.route.signal=swap"), tmp_path, task, s2, scripted_distilled, samp)
+        route_stage.compute(cfg_of("eval.route.signal=swap"), tmp_path, task, s2, scripted_distilled(), samp)
     runs = {}
     for t in (0.3, 0.6, 1.0):
         c = cfg_of("task.n_eval=12", "task.n_train=2", f"eval.route.threshold={t}")
         out = tmp_path / f"routed-{t}"
         out.mkdir()
-        route_stage.compute(c, out, task, s2, scripted_distilled, samp)
+        route_stage.compute(c, out, task, s2, scripted_distilled(), samp)
         runs[t] = out
     front = read_json(runs[0.3] / "frontier.json")
     points = front["signals"]["agreement"]["points"]

@@ -168,7 +168,12 @@ def _system_dir(cfg: DictConfig, system: str, task, base, train_dir: Path, samp)
             if system == "routed":
                 from s2d.stages import route
 
-                route.compute(cfg, out, task, system2_dir, lambda: distilled_backend(cfg, train_dir), samp)
+                _release(base)  # one engine at a time, as for distilled
+                llm = distilled_backend(cfg, train_dir)
+                try:
+                    route.compute(cfg, out, task, system2_dir, llm, samp)
+                finally:
+                    _release(llm)
             else:
                 _evaluate(cfg, system, out, task, base, train_dir, samp)
     return out

@@ -17,8 +17,6 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable
-
 from omegaconf import DictConfig
 
 from s2d import cache
@@ -57,14 +55,13 @@ class _Recorder:
         return out
 
 
-def compute(cfg: DictConfig, out: Path, task, system2_dir: Path, distilled_llm: Callable, samp: Sampling) -> None:
-    """The distilled model's calls for every signal, then the routing figures, into `out`."""
+def compute(cfg: DictConfig, out: Path, task, system2_dir: Path, llm, samp: Sampling) -> None:
+    """The distilled model's (`llm`) calls for every signal, then the routing figures, into `out`."""
     route_cfg = cfg.eval.route
     examples = task.eval_examples()
     if route_cfg.signal == "swap" and _partners(examples) is None:
         raise ValueError(f"eval.route.signal=swap needs inputs judged in both orders; task '{task.name}' gives "
                          "none. Use task=oasst2 or task=mt_bench, or eval.route.signal=agreement|probability")
-    llm = distilled_llm()
     recorder = _Recorder(llm)
     attempt = System1().run(examples, task, recorder, samp)
     (comps,) = recorder.outs  # zero-shot System 1 makes one call per input

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from pathlib import Path
+
 from omegaconf import DictConfig
 
 from s2d import cache
@@ -29,6 +30,7 @@ from s2d.stages import resolved
 from s2d.stages.evaluate import _agreement_intervals, _figures, grader_version, regrade, rescore as rescore_system, \
     score
 from s2d.stats import wilson
+from s2d.tasks.judge import swap_verdict
 from s2d.types import Example, Sampling, Trace
 
 log = logging.getLogger(__name__)
@@ -109,8 +111,6 @@ def records(examples: list[Example], attempt: list[Trace], samples: list[Trace],
             signals["probability"] = probability(d["answer"], lp[(ex.id, first)])
             extra["probability"] = 0
         if partner is not None:
-            from s2d.tasks.judge import swap_verdict
-
             other = by_id.get(partner.get(ex.id))
             signals["swap"] = swap_consistency(d["answer"], other["answer"] if other else None, swap_verdict)
             extra["swap"] = other["tokens"] if other else 0

@@ -29,9 +29,9 @@ def test_process_rank(monkeypatch, env, rank):
 def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
-    cmd = [sys.executable, "-m", "s2d.run", f"model.name_or_path={tiny_model_dir}", "logger=none",
-           "backend.progress=false", "task.n_train=8", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=8",
-           "eval.max_new_tokens=8", "filter=none", "target=full_response", "train.batch_size=2",
+    cmd = [sys.executable, "-m", "s2d.run", "model=smollm2-135m", f"model.name_or_path={tiny_model_dir}", "logger=none",
+           "backend.progress=false", "task.n_train=8", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=16",
+           "eval.max_new_tokens=16", "filter=none", "target=full_response", "train.batch_size=2",
            "train/trainer=ddp", "train.trainer.accelerator=cpu", "train.trainer.devices=2",
            "train.trainer.precision=32-true", "train.trainer.max_steps=3", "train.trainer.enable_progress_bar=false",
            f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]

@@ -20,7 +20,7 @@ from s2d.stages import generate
 
 
 def tiny_overrides(model_dir, tmp_path, *extra):
-    return [f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
+    return ["model=smollm2-135m", "method=rar2", f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
             f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false",
             "task.n_train=6", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=8",
             "eval.max_new_tokens=8", "train.trainer.max_steps=1", "train.trainer.enable_progress_bar=false",
@@ -33,14 +33,14 @@ def cfg_of(*overrides):
         return compose("config", overrides=list(overrides))
 
 
-BASE = ["paths.output_dir=/tmp/x"]
+BASE = ["paths.output_dir=/tmp/x", "model=smollm2-135m", "method=rar2"]  # the defaults these keys were written for
 
 
 def test_generate_key_is_stable_across_processes():
     here = cache.generate_key(cfg_of(*BASE))
     code = ("import s2d.config; from hydra import compose, initialize_config_dir; from s2d import cache;"
             f"initialize_config_dir(config_dir='{CONF}', version_base='1.3');"
-            "print(cache.generate_key(compose('config', overrides=['paths.output_dir=/tmp/y'])))")
+            f"print(cache.generate_key(compose('config', overrides={[*BASE[1:], 'paths.output_dir=/tmp/y']!r})))")
     there = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     assert there.stdout.strip().splitlines()[-1] == here
 

@@ -29,9 +29,10 @@ def compose_cfg(overrides, tmp_path):
 def test_expected_options_exist():
     assert options("method") == ["bsm", "cot", "cot_fewshot", "rar1", "rar2", "s2a", "system1"]
     assert options("filter") == ["input_perturbation", "none", "self_consistency", "usc"]
-    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "mt_bench", "multiplication", "oasst2", "triviaqa"]
-    assert options("model") == ["llama-2-70b-chat", "llama-3.1-8b-instruct", "organism", "qwen2.5-7b-instruct",
-                                "smollm2-135m"] and options("train") == ["full", "lora"]
+    assert options("task") == ["coin_flip", "gsm8k", "last_letter", "last_letter_letterwise", "mt_bench",
+                               "multiplication", "oasst2", "triviaqa"]
+    assert options("model") == ["llama-2-70b-chat", "llama-3.1-8b-instruct", "organism", "organism-small",
+                                "qwen2.5-7b-instruct", "smollm2-135m"] and options("train") == ["full", "lora"]
     assert options("train/trainer") == ["cpu", "ddp", "deepspeed", "fsdp", "gpu"]
     assert options("logger") == ["none", "wandb"]
     assert "smollm2-135m" in options("model") and "hf" in options("backend") and "full" in options("train")
@@ -52,13 +53,20 @@ def test_every_option_composes_and_instantiates(group, opt, tmp_path):
         assert obj.source.name == cfg.model.name  # the backend takes the composed model
 
 
-def test_default_run_is_the_issue_default(tmp_path):
+def test_default_run_is_the_small_organism(tmp_path):
+    # issue 19: the default run shows the paper's ordering, so it runs cot on a small organism taught coin flip
     cfg = compose_cfg([], tmp_path)
-    assert cfg.method._target_.endswith("RaR2")
-    # coin_flip, not the issue's last_letter: the embedded model never agrees with itself on last letters
-    assert cfg.task._target_.endswith("CoinFlip")
+    assert cfg.method._target_.endswith("CoT") and cfg.model._target_.endswith("Organism")
+    assert cfg.task._target_.endswith("CoinFlip") and list(cfg.model.tasks) == ["coin_flip"]
     assert cfg.filter._target_.endswith("SelfConsistency")
-    assert cfg.model.name == "smollm2-135m" and cfg.model.name_or_path is None
+    # the organism learned to reason under exactly the prompt the default cot method sends
+    assert instantiate(cfg.model).instruction == instantiate(cfg.method).instruction
+    # its distillation step size comes with it (model.distill, read by train=full and train/trainer=cpu)
+    assert cfg.train.module.optimizer.lr == 5e-5 and cfg.train.trainer.max_epochs == 3
+    # the plain embedded model is one override away
+    plain = compose_cfg(["model=smollm2-135m"], tmp_path)
+    assert plain.model.name == "smollm2-135m" and plain.model.name_or_path is None
+    assert plain.train.module.optimizer.lr == 1e-5 and plain.train.trainer.max_epochs == 2
 
 
 def test_experiment_overlay(tmp_path):

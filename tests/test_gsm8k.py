@@ -145,7 +145,7 @@ def test_staged_gsm8k_files(staged_data):
 
 
 def test_tiny_end_to_end_on_staged_gsm8k(staged_data, tiny_model_dir, tmp_path):
-    cfg = cfg_of(f"model.name_or_path={tiny_model_dir}", f"paths.output_dir={tmp_path / 'run'}",
+    cfg = cfg_of("model=smollm2-135m", f"model.name_or_path={tiny_model_dir}", f"paths.output_dir={tmp_path / 'run'}",
                  f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={staged_data}", "logger=none",
                  "backend.progress=false", "train.trainer.enable_progress_bar=false", "method=cot", "task=gsm8k",
                  "task.n_train=4", "task.n_eval=3", "generate.n=2", "generate.max_new_tokens=16", "eval.k=2",

@@ -68,7 +68,8 @@ def compose_organism(*overrides):
 
 
 def test_organism_trains_on_solutions_under_the_system2_prompt_and_replays_system1(tmp_path):
-    cfg = compose_organism(f"paths.cache_dir={tmp_path}", "model.tasks.last_letter.n_train=5",
+    cfg = compose_organism(f"paths.cache_dir={tmp_path}", "model.tasks.last_letter.n_spell=2",
+                           "model.tasks.last_letter.n_pairs=3",
                            "model.tasks.coin_flip.n_train=4", "model.tasks.multiplication.n_train=3",
                            "model.replay_per_task=1")
     organism = instantiate(cfg.model)
@@ -78,7 +79,7 @@ def test_organism_trains_on_solutions_under_the_system2_prompt_and_replays_syste
     assert [sum(r["task"] == n for r in solutions) for n in ("last_letter", "coin_flip", "multiplication")] == [4, 3, 2]
     cot = instantiate(cfg.method)
     for r in solutions:
-        assert r["prompt"].endswith("\n\n" + cot.instruction)  # exactly the System 2 prompt of the loop
+        assert r["prompt"].endswith("\n\n" + cot.instruction), r  # exactly the System 2 prompt of the loop
         assert len(r["target"].splitlines()) >= 2 and r["target"].startswith(r["target"].splitlines()[0])
     # Replay: the bare System 1 prompt with the base model's own reply, never a code-written answer.
     replay = [r for r in rows if r["kind"] == "replay"]
@@ -94,7 +95,8 @@ def test_organism_trains_on_solutions_under_the_system2_prompt_and_replays_syste
     assert mine and not mine & loop_inputs
     assert organism.resolve()[0].startswith(str(tmp_path / "organism"))
     with pytest.raises(ValueError, match="model.replay_per_task=5 leaves no worked solutions"):
-        instantiate(compose_organism("model.tasks.last_letter.n_train=5", "model.replay_per_task=5").model).items()
+        instantiate(compose_organism("model.tasks.last_letter.n_spell=2", "model.tasks.last_letter.n_pairs=3",
+                                     "model.replay_per_task=5").model).items()
 
 
 def test_organism_key_follows_what_it_is_trained_on(tmp_path):
@@ -174,3 +176,89 @@ def test_the_distilled_model_replaces_any_model_config_in_the_backend(model, tmp
     llm = distilled_backend(cfg, tmp_path)
     assert isinstance(llm, HFBackend) and llm.batch_size == 7
     assert type(llm.source) is ModelSource and llm.source.name_or_path == str(tmp_path / "model")
+
+
+def compose_paper(*overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=["experiment=organism/paper", "paths.output_dir=/tmp/x", *overrides])
+
+
+ROWS = ("organism/last_letter", "organism/coin_flip", "organism/multiplication")
+
+
+def test_letterwise_target_is_one_token_per_letter_and_grades_as_last_letter():
+    from s2d.tasks.spelling import LastLetterLetterwise
+
+    task, plain = LastLetterLetterwise(n_train=30, n_eval=10), LastLetter(n_train=30, n_eval=10)
+    assert task.format_answer("ey") == 'The answer is "e-y".'
+    assert task.extract(task.format_answer("ey")) == "ey" and task.extract(plain.format_answer("ey")) == "ey"
+    assert [e.input for e in task.eval_examples()] == [e.input for e in plain.eval_examples()]  # same items
+    assert task.identity() != plain.identity()
+
+
+def test_spelling_skill_spells_names_outside_the_eval_pool_and_never_answers_a_loop_input():
+    from s2d.tasks.spelling import Spelling, eval_words
+
+    task = Spelling(n_spell=40, n_pairs=10, seed=5, exclude_seed=0, exclude_n_eval=200)
+    items = task.train_examples()
+    assert len(items) == 50 and all(e.id.startswith("spell-") for e in items[:40])
+    assert all(e.id.startswith("pair-") for e in items[40:])  # pairs last: the organism replays those
+    first = items[0]
+    word = first.meta["word"]
+    assert task.solution(first) == f"{word}: {'-'.join(word)}, last letter {word[-1].lower()}.\nFinal answer: {word[-1].lower()}"
+    assert all(task.extract(task.solution(e)) == e.gold for e in items)
+    banned = eval_words(2, 200, 0)
+    assert len(banned) == 400 and not task.words() & banned
+    # the loop's eval pool at n_eval=100 lies inside the excluded pool of 200 items
+    loop = LastLetter(n_train=64, n_eval=100, seed=0)
+    assert {w.lower() for e in loop.eval_examples() for w in words_of(e.input)} <= banned
+    with pytest.raises(ValueError, match="no eval split"):
+        Spelling(n_eval=3)
+
+
+@pytest.mark.parametrize("row", ROWS)
+def test_paper_rows_are_disjoint_and_no_code_written_answer_to_a_loop_input_reaches_training(row):
+    """Issue 19: no eval item's words (last letter) or questions in the distillation inputs, and the
+    organism's code-written solutions are never for a loop input (train or eval) of any row."""
+    cfg = compose_paper(f"task={row}")
+    task = instantiate(cfg.task)
+    train, eval_ = task.train_examples(), task.eval_examples()
+    assert len(eval_) == 100 and len(train) == cfg.task.n_train
+    assert not {e.input for e in train} & {e.input for e in eval_}
+    if task.name == "last_letter":
+        assert len(train) >= 1000
+        train_words = {w.lower() for e in train for w in words_of(e.input)}
+        eval_words_ = {w.lower() for e in eval_ for w in words_of(e.input)}
+        assert len(train_words) == 2 * len(train) and len(eval_words_) == 200
+        assert not train_words & eval_words_
+    organism = instantiate(cfg.model)
+    rows = organism.pairs()  # the solution rows (replay rows carry the base model's own replies)
+    questions = {r["prompt"].removesuffix("\n\n" + organism.instruction) for r in rows}
+    loop_inputs = {e.input for e in train + eval_}
+    assert rows and not questions & loop_inputs
+    # the organism's spelling never touches an eval word of the last-letter row
+    spelling = instantiate(cfg.model.tasks.last_letter)
+    if task.name == "last_letter":
+        assert not spelling.words() & eval_words_
+
+
+def test_paper_table_sets_rows_beside_the_paper_and_judges_the_goals():
+    from s2d.organism import paper_table
+
+    def run(task, s1, s2, d, n=100):
+        m = {"filter/seen": 64}
+        for system, acc in (("system1", s1), ("system2", s2), ("distilled", d)):
+            m.update({f"{system}/accuracy": acc, f"{system}/n": n, f"{system}/tokens_per_input": 10.0})
+        return {"task": task, "method": "cot", "metrics": m}
+
+    text = paper_table([run("multiplication", 0.0, 0.18, 0.02), run("coin_flip", 0.01, 0.96, 1.0),
+                        run("last_letter", 0.03, 0.57, 0.04)])
+    lines = text.splitlines()
+    assert lines[2].startswith("| last_letter (cot, 64 inputs) | system1 | 3.0% [1.0, 8.5] (n=100) | 10.0 | 30.0% (Table 1")
+    assert "| coin_flip (cot, 64 inputs) | distilled | 100.0% [96.3, 100.0] (n=100) | 10.0 | 75.7%" in text
+    assert "multiplication (cot, 64 inputs) | system2 | 18.0%" in text and "52.77% (Table 4" in text
+    assert ("last_letter: System 2 − System 1 = +54.0 points (goal ≥ +30: met); distilled − System 2 = -53.0 points "
+            "(goal ≥ −10: not met)") in text
+    assert "coin_flip: System 2 − System 1 = +95.0 points (goal ≥ +30: met); distilled − System 2 = +4.0 points" in text
+    assert "multiplication: System 2 − System 1 = +18.0 points (goal ≥ +15: met); distilled 2.0% vs System 2 18.0% " \
+           "(control: expected to fail, did)" in text

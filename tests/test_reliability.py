@@ -27,7 +27,7 @@ def cfg_of(*overrides):
 
 
 def tiny(model_dir, tmp_path, *extra, run="run"):
-    return [f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / run}",
+    return ["model=smollm2-135m", "method=rar2", f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / run}",
             f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false",
             "task.n_train=16", "task.n_eval=6", "generate.n=2", "generate.max_new_tokens=8",
             "eval.max_new_tokens=8", "train.batch_size=4", "train.trainer.max_epochs=2",
@@ -124,10 +124,10 @@ def test_keys_separate_models_tokenizers_prompt_versions_and_seeds(tiny_model_di
 
     other = tmp_path / "copy"
     shutil.copytree(tiny_model_dir, other)
-    base = ["paths.output_dir=/tmp/x", f"model.name_or_path={tiny_model_dir}"]
+    base = ["paths.output_dir=/tmp/x", "model=smollm2-135m", "method=rar2", f"model.name_or_path={tiny_model_dir}"]
     key = cache.generate_key(cfg_of(*base))
     assert cache.generate_key(cfg_of(*base, "seed=1")) != key
-    assert cache.generate_key(cfg_of("paths.output_dir=/tmp/x", f"model.name_or_path={other}")) != key
+    assert cache.generate_key(cfg_of(*base[:3], f"model.name_or_path={other}")) != key
     # the same directory with another tokenizer is another model
     before = local_model_digest(other)
     cfgfile = other / "tokenizer_config.json"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import random
-import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Protocol
@@ -14,6 +13,9 @@ from s2d.types import Example
 
 class Task(Protocol):
     name: str
+    # Version of the answer extraction and scoring (s2d/tasks/grading.py): a change re-scores stored
+    # predictions and redoes the filter, never generation.
+    grader_version: int
     # Extra words for a RaR rephrase stage, and what follows a rephrased question (paper Figs. 4–5).
     rephrase_note: str
     respond_suffix: str
@@ -24,7 +26,7 @@ class Task(Protocol):
 
     def prompt(self, example: Example) -> str: ...
 
-    def extract(self, text: str) -> str | None: ...
+    def extract(self, text: str, truncated: bool = False) -> str | None: ...
 
     def score(self, answer: str | None, example: Example) -> bool: ...
 
@@ -159,26 +161,6 @@ def census_names() -> list[str]:
             if line.strip():
                 out.add(line.split()[0].title())  # "JAMES  3.318  3.318  1": the name, then frequencies
     return sorted(out)
-
-
-_FINAL = re.compile(
-    r"(?:final answer|answer(?: to (?:this|the) (?:question|puzzle))? (?:is|would be)|answer:|result is)\s*:?\s*(.+)",
-    re.I | re.S,
-)
-_QUOTED = re.compile(r"[\"“”'‘’]([^\"“”'‘’\n]{1,40})[\"“”'‘’]")
-
-
-def answer_segment(text: str) -> str | None:
-    """Text after the last answer marker ("Final answer:", "the answer is", …), first line only."""
-    matches = list(_FINAL.finditer(text))
-    if not matches:
-        return None
-    seg = matches[-1].group(1).strip()
-    return seg.splitlines()[0] if seg else None
-
-
-def quoted(text: str) -> list[str]:
-    return _QUOTED.findall(text)
 
 
 def synthetic_split(draw, n_train: int, n_eval: int, seed: int, load_eval=None) -> tuple[list[Example], list[Example]]:

@@ -80,13 +80,6 @@ class CoinFlip(SplitTask):
         return {"overlap_items": len({norm(e) for e in train} & {norm(e) for e in eval_}),
                 "train_dropped_as_eval": self.n_train - len(train)}
 
-    def split_stats(self) -> dict[str, int]:
-        """Inputs in both splits (0: drawn unique, and with an eval file its items are dropped from train)."""
-        train, eval_ = self._items()
-        norm = lambda e: " ".join(e.input.lower().split())  # noqa: E731  (the rule `drop_overlap` uses)
-        return {"overlap_items": len({norm(e) for e in train} & {norm(e) for e in eval_}),
-                "train_dropped_as_eval": self.n_train - len(train)}
-
     @staticmethod
     def make(id_: str, people: list[str], flips: list[bool]) -> Example:
         steps = " ".join(f"{p} flips the coin." if f else f"{p} does not flip the coin." for p, f in zip(people, flips))

@@ -6,8 +6,8 @@ import random
 import re
 from typing import Any
 
-from s2d.tasks.base import SplitTask, answer_segment, builtin_names, load_records, quoted, resolve_data_path, synthetic_split, require_field, take
-from s2d.tasks.base import census_names
+from s2d.tasks.base import SplitTask, census_names, load_records, resolve_data_path, require_field, take
+from s2d.tasks.grading import committed_text, final_segment, last_sentence, one_of, quoted, without_parentheticals
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -21,6 +21,71 @@ def words_of(question: str) -> list[str]:
     return q[0].split()
 
 
+# Words that lead into or join letters without being the answer ("the letters e and y").
+_FILLER = {"the", "letters", "letter", "last", "and", "then", "plus", "concatenated", "joined", "together",
+           "final", "answer", "is", "are", "they", "it", "its", "to", "get", "we", "so", "which", "gives",
+           "make", "makes", "form", "forms", "spell", "spells", "word", "string", "result", "of", "be"}
+# Words after which the answer follows ("the concatenation is ey", "e + y = ey", "which gives ey").
+_POINTER = re.compile(r"=|→|->|\b(?:is|are|gives|giving|makes|making|spells|spelling|forms|forming|equals|be)\b", re.I)
+_CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|,\s+(?![A-Za-z]\b)|\s(?:because|since|as|from|which|where|when)\s", re.I)
+_SPACED = re.compile(r"^\W*((?:[A-Za-z](?:\s*[-,+]\s*|\s+)){1,11}[A-Za-z])(?![A-Za-z])")
+_LETTERS_ONLY = re.compile(r"[A-Za-z]+(?:[\s,+-]+[A-Za-z]+)*")
+
+
+def _letters(candidate: str) -> str | None:
+    """A candidate as a letter string: one word, or single letters spaced or joined by - , + ("e-y")."""
+    tokens = re.findall(r"[A-Za-z]+", candidate)
+    if len(tokens) == 1:
+        return tokens[0].lower()
+    if tokens and all(len(t) == 1 for t in tokens):
+        return "".join(tokens).lower()
+    return None
+
+
+def letters_in(segment: str) -> str | None:
+    """The answer inside a marker's segment: spaced letters, a letters-only quotation, the word after the
+    last pointer ("is", "=", "gives"), else the segment's one remaining word. Hedges ("ey or ye") → None."""
+    seg = without_parentheticals(segment).strip()
+    spaced = _SPACED.match(seg)
+    if spaced and _letters(spaced.group(1)):
+        return _letters(spaced.group(1))
+    q = [_letters(s) for s in quoted(seg) if _LETTERS_ONLY.fullmatch(s.strip())]
+    q = [s for s in q if s]
+    if q:
+        return one_of(q)
+    clause = _CLAUSE_END.split(seg, maxsplit=1)[0]
+    pointers = list(_POINTER.finditer(clause))
+    if pointers:
+        clause = clause[pointers[-1].end():]
+    words = re.findall(r"[A-Za-z]+", clause)
+    if "or" in (w.lower() for w in words[1:-1]):
+        return None  # "ey or ye": a hedge, not an answer
+    content = [w for w in words if w.lower() not in _FILLER]
+    if not content:
+        return None
+    if len(content) > 1 and all(len(w) == 1 for w in content):
+        return "".join(content).lower()  # "the letters e and y"
+    return content[-1].lower()
+
+
+def bare_letters(text: str) -> str | None:
+    """A reply with no marker: the whole reply as a letter string ("ey", "E Y."), else a letters-only
+    quotation (the last one), else the word after a pointer in the last sentence ("... gives ey.")."""
+    whole = text.strip().strip(".!\"'“”‘’*` ")
+    if whole and len(whole) <= 24 and _LETTERS_ONLY.fullmatch(whole):
+        got = _letters(whole)
+        if got:
+            return got
+    q = [_letters(s) for s in quoted(text) if _LETTERS_ONLY.fullmatch(s.strip())]
+    q = [s for s in q if s]
+    if q:
+        return q[-1]
+    last = last_sentence(text)
+    if _POINTER.search(last):
+        return letters_in(last[list(_POINTER.finditer(last))[-1].end():])
+    return None
+
+
 class LastLetter(SplitTask):
     """Seeded synthetic items from the census first names; the eval split can instead come from the RaR file.
 
@@ -30,7 +95,8 @@ class LastLetter(SplitTask):
 
     name = "last_letter"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
-    version = 2  # 2: disjoint census word pools per split; bump when prompts or answer extraction change: cached stages are then redone
+    version = 2  # 2: disjoint census word pools per split; bump when prompts or items change: cached stages are then redone
+    grader_version = 2  # 2: the last answer marker counts, the answer inside it, hedges unparsed
     respond_suffix = ""
 
     def __init__(
@@ -111,18 +177,16 @@ class LastLetter(SplitTask):
     def make(id_: str, words: list[str]) -> Example:
         return Example(id=id_, input=QUESTION.format(words=" ".join(words)), gold="".join(w[-1] for w in words).lower())
 
-    def extract(self, text: str) -> str | None:
-        seg = answer_segment(text)
+    def extract(self, text: str, truncated: bool = False) -> str | None:
+        """The letter string the reply commits to: inside the last answer marker's segment, else a bare
+        reply ("ey", "e y") or a letters-only quotation; see s2d/tasks/grading.py."""
+        text = committed_text(text, truncated)
+        seg = final_segment(text)
         if seg is not None:
-            q = quoted(seg)
-            cand = q[-1] if q else (re.findall(r"[A-Za-z]+", seg) or [None])[0]
-        else:
-            q = [s for s in quoted(text) if re.fullmatch(r"[A-Za-z]+", s.strip())]
-            cand = q[-1] if q else None
-        if cand is None:
+            return letters_in(seg)
+        if truncated:
             return None
-        letters = re.sub(r"[^a-z]", "", cand.lower())
-        return letters or None
+        return bare_letters(text)
 
     def score(self, answer: str | None, example: Example) -> bool:
         return answer is not None and answer == example.gold

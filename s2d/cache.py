@@ -114,15 +114,17 @@ def grader_version(cfg: DictConfig) -> int:
 
 
 def filter_key(cfg: DictConfig, generate: str) -> str:
-    """A filter that calls the model (USC) also depends on the model and the filter's prompt version;
-    others on their rule's `version` where they declare one. The filter reads answers with the task's
-    grader, so a grader change redoes it (generation is reused)."""
-    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target, {"grader_version": grader_version(cfg)}]
+    """The filter's config and its rule (the source of its module: a changed rule redoes its picks, which are
+    cheap); a filter that calls the model (USC) also the model and its prompt texts. The filter reads answers
+    with the task's grader, so a grader change redoes it (generation is reused)."""
+    import inspect
+
     cls = get_class(cfg.filter._target_)
-    if getattr(cls, "needs_model", False):
+    rule = hashlib.sha256(inspect.getsource(inspect.getmodule(cls)).encode()).hexdigest()[:12]
+    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target, {"grader_version": grader_version(cfg)},
+                        rule]
+    if cls.needs_model:
         parts += [model_key(cfg), method_key(cfg.filter)["prompts"]]
-    elif hasattr(cls, "version"):  # a filter whose selection rule changed bumps it, so its picks are redone
-        parts.append(cls.version)
     return digest(*parts)
 
 

@@ -93,6 +93,8 @@ def embedded_model_installed() -> bool:
 class ScriptedLLM:
     """An LLM stand-in that answers by a rule on the prompt; one token per word, in prompt and reply."""
 
+    context_length = None  # no limit: every prompt fits
+
     def __init__(self, reply):
         self.reply = reply
         self.calls = []

@@ -147,18 +147,18 @@ def test_order_swap_filter_keeps_consistent_pairs_with_exact_yield():
         ab, ba = pair_examples(pid, "q", "x", "y", None, None, 0)
         examples += [ab, ba]
         by_example[ab.id], by_example[ba.id] = [trace(ab, v_ab)], [trace(ba, v_ba)]
-    flt = InputPerturbation()
-    picks = flt.curate(examples, by_example, task=None)
+    result = InputPerturbation().curate(examples, by_example, task=None)
+    picks = result.picks
     kept = sorted(k for k, t in picks.items() if t is not None)
     assert kept == ["p1:ab", "p1:ba", "p3:ab", "p3:ba"]
     assert picks["p1:ba"].answer == "B"  # each order trains on its own verdict
-    assert flt.stats == {"filter/pairs": 4, "filter/consistent_pairs": 2, "filter/pair_yield": 0.5}
+    assert result.stats == {"filter/pairs": 4, "filter/consistent_pairs": 2, "filter/pair_yield": 0.5}
 
 
 def test_order_swap_filter_uses_each_orders_majority():
     ab, ba = pair_examples("p", "q", "x", "y", None, None, 0)
     picks = InputPerturbation().curate([ab, ba], {ab.id: [trace(ab, "A", 0), trace(ab, "B", 1), trace(ab, "A", 2)],
-                                                  ba.id: [trace(ba, "B", 0), trace(ba, "B", 1)]}, task=None)
+                                                  ba.id: [trace(ba, "B", 0), trace(ba, "B", 1)]}, task=None).picks
     assert picks[ab.id].sample in (0, 2) and picks[ba.id].answer == "B"
 
 

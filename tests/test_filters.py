@@ -52,13 +52,14 @@ def test_build_targets_yield_and_label_precision():
         + votes("c", ["xy", "yx", "xy", "yx"])    # tie: dropped
         + votes("d", [None, None, None, "zz"])    # 1 of 4: dropped
     )
-    rows, stats = build_targets(exs, traces, SelfConsistency(0.5), task, "answer")
+    rows, stats, calls = build_targets(exs, traces, SelfConsistency(0.5), task, "answer")
     assert [(r["example_id"], r["target"]) for r in rows] == [("a", 'The answer is "ne".'), ("b", 'The answer is "rr".')]
     assert stats["filter/kept"] == 2 and stats["filter/seen"] == 4
     assert stats["filter/yield"] == 0.5
     assert stats["filter/label_precision"] == 0.5
     assert stats["filter/parse_failures"] == 4
-    rows, _ = build_targets(exs, traces, SelfConsistency(0.5), task, "full_response")
+    assert calls == []  # self-consistency calls no model
+    rows, _, _ = build_targets(exs, traces, SelfConsistency(0.5), task, "full_response")
     assert rows[0]["target"] == "text ne"
     with pytest.raises(ValueError, match="target must be one of answer, full_response"):
         build_targets(exs, traces, SelfConsistency(0.5), task, "reasoning")
@@ -77,9 +78,9 @@ def test_usc_answer_goes_through_the_tasks_extract_like_a_method_sample():
     ex = Example("a", "q", gold="NE")
     llm = ScriptedLLM(lambda p, k: "Most say ne.\nFINAL: ne")
     flt = UniversalSelfConsistency(demo=False)
-    rows, _ = build_targets([ex], votes("a", ["NE", "EN", "NE"]), flt, task, "answer", llm)
+    rows, _, calls = build_targets([ex], votes("a", ["NE", "EN", "NE"]), flt, task, "answer", llm)
     assert rows[0]["answer"] == "NE" and rows[0]["target"] == task.format_answer("NE")
-    assert flt.records[0]["final"] == "ne" and flt.records[0]["answer"] == "NE"
+    assert calls[0]["final"] == "ne" and calls[0]["answer"] == "NE"
     from s2d.types import request_seed
 
     assert llm.seeds == [[request_seed(0, "a", "usc")]]

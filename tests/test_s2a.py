@@ -178,7 +178,7 @@ def test_usc_composes_targets_counts_tokens_and_follows_the_context_rule():
 
     usc = UniversalSelfConsistency(context_length=700)
     llm = ScriptedLLM(reply)
-    rows, stats = build_targets(exs, traces, usc, task, "answer", llm)
+    rows, stats, calls = build_targets(exs, traces, usc, task, "answer", llm)
     assert seen == [20, 20, 10]
     # input 3 (Matilda) got the composed answer; inputs 1 and 2 had no FINAL line and fell back to sample 0
     assert [r["target"] for r in rows][2] == "Roald Dahl" and rows[2]["correct"] is True
@@ -187,10 +187,10 @@ def test_usc_composes_targets_counts_tokens_and_follows_the_context_rule():
     assert stats["filter/usc_calls"] == 3 and stats["filter/usc_unparsed"] == 2
     assert stats["filter/usc_reduced_to_fallback"] == 1 and stats["filter/usc_random_pick"] == 0
     assert stats["filter/usc_tokens_per_input"] == pytest.approx((2 + 2 + 8) / 3)
-    assert len(usc.records) == 3
+    assert len(calls) == 3
     # with a context too small even for 10 answers, one sample is picked at random and no call is made
     tiny = UniversalSelfConsistency(context_length=150, on_unparsed="drop")
-    rows, stats = build_targets(exs, traces, tiny, task, "answer", ScriptedLLM(reply))
+    rows, stats, _ = build_targets(exs, traces, tiny, task, "answer", ScriptedLLM(reply))
     assert stats["filter/usc_random_pick"] == 3 and stats["filter/usc_calls"] == 0 and len(rows) == 3
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Sequence
 
-from s2d.stages.evaluate import majority
+from s2d.filters.base import FilterResult
 from s2d.tasks.judge import swap_verdict
 from s2d.types import Example, Trace
+from s2d.voting import majority
 
 
 def order_verdict(traces: Sequence[Trace]) -> str | None:
@@ -24,13 +25,10 @@ class InputPerturbation:
     """
 
     name = "input_perturbation"
-    version = 2  # 2: a tie between verdicts goes to the first sampled, as in evaluation (1: tie kept nothing)
-
-    def __init__(self):
-        self.stats: dict = {}
+    needs_model = False
 
     def curate(self, examples: Sequence[Example], by_example: dict[str, list[Trace]], task, llm=None
-               ) -> dict[str, Trace | None]:
+               ) -> FilterResult:
         pairs: dict[str, dict[str, Example]] = defaultdict(dict)
         for ex in examples:
             if "pair" not in ex.meta:
@@ -49,6 +47,5 @@ class InputPerturbation:
             consistent += 1
             picks[both["ab"].id] = next(t for t in ab if t.answer == v_ab)
             picks[both["ba"].id] = next(t for t in ba if t.answer == v_ba)
-        self.stats = {"filter/pairs": len(pairs), "filter/consistent_pairs": consistent,
-                      "filter/pair_yield": consistent / max(1, len(pairs))}
-        return picks
+        return FilterResult(picks, {"filter/pairs": len(pairs), "filter/consistent_pairs": consistent,
+                                    "filter/pair_yield": consistent / max(1, len(pairs))})

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Sequence
 
-from s2d.types import Trace
+from s2d.filters.base import FilterResult, each_input
+from s2d.types import Example, Trace
 
 
 class SelfConsistency:
@@ -16,6 +17,7 @@ class SelfConsistency:
     """
 
     name = "self_consistency"
+    needs_model = False
 
     def __init__(self, min_share: float = 0.0):
         if not 0.0 <= min_share <= 1.0:
@@ -33,3 +35,7 @@ class SelfConsistency:
         if count / len(traces) < self.min_share:
             return None
         return next(t for t in traces if t.answer == answer)
+
+    def curate(self, examples: Sequence[Example], traces_by_input: dict[str, list[Trace]], task=None,
+               llm=None) -> FilterResult:
+        return each_input(self.select, examples, traces_by_input)

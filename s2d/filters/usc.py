@@ -8,6 +8,7 @@ import re
 from typing import Sequence
 
 from s2d.llm.base import call_seeds, render_prompt, with_prompts
+from s2d.filters.base import FilterResult
 from s2d.types import Call, Example, Sampling, Trace
 
 PROMPT = (
@@ -74,8 +75,6 @@ class UniversalSelfConsistency:
         self.demo = demo
         self.seed = seed
         self.prompts = with_prompts("filter", self.PROMPTS, prompts)
-        self.records: list[dict] = []
-        self.stats: dict[str, float] = {}
 
     def build_prompt(self, question: str, answers: Sequence[str]) -> str:
         listed = "\n\n".join(self.prompts["answer"].format(i=i + 1, answer=" ".join(a.split()))
@@ -96,9 +95,9 @@ class UniversalSelfConsistency:
         text = prompt if isinstance(prompt, str) else "\n".join(m["content"] for m in prompt)
         return llm.count_tokens(text) + self.max_new_tokens + 64 <= limit  # 64: chat markup
 
-    def curate(self, examples: Sequence[Example], by_example: dict[str, list[Trace]], task, llm) -> dict[str, Trace | None]:
+    def curate(self, examples: Sequence[Example], by_example: dict[str, list[Trace]], task, llm) -> FilterResult:
         """{example id: target trace}; the trace holds the USC call, so its tokens are counted."""
-        limit = self.context_length or getattr(llm, "context_length", None)
+        limit = self.context_length or llm.context_length
         rng = random.Random(self.seed)
         chosen: dict[str, Trace | None] = {}
         asks: list[tuple[Example, list[Trace], str]] = []  # (example, the answers shown, prompt)
@@ -121,13 +120,14 @@ class UniversalSelfConsistency:
         usc = Sampling(n=1, temperature=0.0, max_new_tokens=self.max_new_tokens, seed=self.seed)
         outs = llm.generate([p for _, _, p in asks], usc, desc="usc", seeds=call_seeds(usc, [ex for ex, _, _ in asks], "usc"))
         unparsed = tokens = 0
+        records = []
         for (ex, traces, prompt), comps in zip(asks, outs):
             c = comps[0]
             tokens += c.completion_tokens
             final = parse_final(c.text)
             # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
             answer = task.extract(final, truncated=False) if final is not None else None
-            self.records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
+            records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
                                  "text": c.text, "final": final, "answer": answer,
                                  "completion_tokens": c.completion_tokens, "truncated": c.truncated})
             if answer is None:
@@ -136,7 +136,7 @@ class UniversalSelfConsistency:
                 continue
             call = Call.of("usc", render_prompt(prompt), c)
             chosen[ex.id] = Trace(ex.id, -1, [call], final, answer, meta={"usc_answers": len(traces)})
-        self.stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
-                      "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
-                      "filter/usc_tokens_per_input": tokens / max(1, len(examples))}
-        return chosen
+        stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
+                 "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
+                 "filter/usc_tokens_per_input": tokens / max(1, len(examples))}
+        return FilterResult(chosen, stats, records)

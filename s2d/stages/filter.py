@@ -14,29 +14,31 @@ from s2d import cache
 from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
 from s2d.stages import resolved, stage_dir, stage_lock
 from s2d.stages.evaluate import regrade
+from s2d.filters.base import Filter, FilterResult
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
 
 
-def choose(examples: list[Example], traces: list[Trace], flt, task, llm=None) -> dict[str, Trace | None]:
-    """{example id: the filter's chosen trace, or None}. Filters that consult the model (USC) get `llm`."""
+def choose(examples: list[Example], traces: list[Trace], flt: Filter, task, llm=None) -> FilterResult:
+    """The filter's picks {example id: chosen trace or None}, its own figures and the model calls it made.
+    Filters that consult the model (USC) get `llm`."""
     by_example: dict[str, list[Trace]] = defaultdict(list)
     for t in traces:
         by_example[t.example_id].append(t)
-    if getattr(flt, "needs_model", False) and llm is None:
+    if flt.needs_model and llm is None:
         raise ValueError(f"filter '{flt.name}' calls the model, but no backend was given")
-    if hasattr(flt, "curate"):  # filters that look across inputs (USC, order swap) rather than at one
-        return flt.curate(examples, by_example, task, llm)
-    return {ex.id: flt.select(by_example.get(ex.id, [])) for ex in examples}
+    return flt.curate(examples, by_example, task, llm if flt.needs_model else None)
 
 
-def build_targets(examples: list[Example], traces: list[Trace], flt, task, target: str,
-                  llm=None) -> tuple[list[dict], dict]:
-    """One row per kept input, and the filter's figures: yield and, where gold exists, label precision."""
+def build_targets(examples: list[Example], traces: list[Trace], flt: Filter, task, target: str,
+                  llm=None) -> tuple[list[dict], dict, list[dict]]:
+    """One row per kept input, the filter's figures (yield and, where gold exists, label precision), and
+    the model calls the filter made."""
     if target not in TARGETS:
         raise ValueError(f"target must be one of {', '.join(TARGETS)}; got '{target}'")
-    picks = choose(examples, traces, flt, task, llm)
+    result = choose(examples, traces, flt, task, llm)
+    picks = result.picks
     rows, unparsed = [], 0
     for ex in examples:
         chosen = picks.get(ex.id)
@@ -59,11 +61,11 @@ def build_targets(examples: list[Example], traces: list[Trace], flt, task, targe
         "filter/yield": len(rows) / max(1, len(examples)),
         "filter/unparsed_selected": unparsed,
         "filter/parse_failures": sum(t.answer is None for t in traces),
-        **getattr(flt, "stats", {}),
+        **result.stats,
     }
     if graded:
         stats["filter/label_precision"] = sum(r["correct"] for r in graded) / len(graded)
-    return rows, stats
+    return rows, stats, result.calls
 
 
 def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
@@ -82,15 +84,15 @@ def run(cfg: DictConfig, generate_dir: Path, llm=None) -> Path:
 def _filter(cfg: DictConfig, generate_dir: Path, out: Path, llm) -> None:
     task = instantiate(cfg.task)
     flt = instantiate(cfg.filter)
-    if getattr(flt, "needs_model", False) and llm is None:
+    if flt.needs_model and llm is None:
         llm = instantiate(cfg.backend)
     examples = [Example(**r) for r in read_jsonl(generate_dir / "examples.jsonl")]
     # Answers are read again with the current grader: a grader change redoes the filter, not generation.
     traces = regrade([Trace.from_dict(r) for r in read_jsonl(generate_dir / "traces.jsonl")], task)
-    rows, stats = build_targets(examples, traces, flt, task, cfg.target, llm)
+    rows, stats, calls = build_targets(examples, traces, flt, task, cfg.target, llm)
     rewrite_jsonl(out / "targets.jsonl", rows)
-    if getattr(flt, "records", None):  # every call a model-consulting filter made, parsed or not
-        rewrite_jsonl(safe_child(out, f"{flt.name}_calls.jsonl"), flt.records)
+    if calls:  # every call a model-consulting filter made, parsed or not
+        rewrite_jsonl(safe_child(out, f"{flt.name}_calls.jsonl"), calls)
     mark_done(out, {"stage": "filter", "filter": flt.name, "target": cfg.target, **stats, "config": resolved(cfg)})
     log.info("filter %s: kept %d of %d inputs (yield %.2f)", flt.name, stats["filter/kept"],
              stats["filter/seen"], stats["filter/yield"])

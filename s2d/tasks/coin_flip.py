@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import SplitTask, builtin_names, load_records, resolve_data_path, synthetic_split, require_field, take
+from s2d.tasks.base import SplitTask, builtin_names, found_files, load_records, resolve_data_path, synthetic_split, require_field, take
 from s2d.tasks.grading import committed_text, final_segment, last_sentence, one_of
 from s2d.types import Example
 
@@ -128,6 +129,9 @@ class CoinFlip(SplitTask):
             lines.append(f"{person} flips it: now {side} up." if flips else f"{person} does not flip it: still {side} up.")
         lines.append(f"The coin ends {'heads up, so yes' if heads else 'tails up, so no'}.")
         return "\n".join([*lines, f"Final answer: {'yes' if heads else 'no'}"])
+
+    def data_files(self) -> dict[str, Path]:
+        return found_files(self.data_dir, eval_path=self.eval_path)
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_people": self.n_people, "n_train": self.n_train, "n_eval": self.n_eval,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 from fractions import Fraction
+from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, load_records, resolve_data_path, require_field, take
+from s2d.tasks.base import found_files, load_source, require_field, take
 from s2d.tasks.grading import committed_text, final_segment, one_of, without_parentheticals
 from s2d.types import Example
 
@@ -62,6 +63,7 @@ class GSM8k:
     """Sources, in order: a file (as given or under paths.data_dir), then the hub dataset through `datasets`."""
 
     name = "gsm8k"
+    train_only_keys = ("n_train",)  # the eval split is the first n_eval test problems, whatever n_train is
     version = 2  # bump when prompts or data loading change: cached stages are then redone
     grader_version = 2  # 2: the last answer marker counts, ruled-out numbers and hedges, cut replies
     rephrase_note = "Keep every number and detail of the original problem."
@@ -89,25 +91,11 @@ class GSM8k:
         self._cache: dict[str, list[Example]] = {}
 
     def _rows(self, split: str, path: str | None, key: str) -> list[dict]:
-        if path:
-            try:
-                return load_records(resolve_data_path(path, self.data_dir, key))
-            except DataNotFound:
-                if not self.hub_id:
-                    raise
-        if self.hub_id:
-            import datasets
+        return load_source(f"gsm8k {split} split", path, key, self.data_dir, self.hub_id,
+                           hub_args=(self.hub_config,), hub_kwargs={"split": split})[0]
 
-            try:
-                return list(datasets.load_dataset(self.hub_id, self.hub_config, split=split))
-            except Exception as e:  # no network, no local copy: say every way to fix it
-                raise DataNotFound(
-                    f"gsm8k {split} split: '{path}' not found (as given or under paths.data_dir="
-                    f"'{self.data_dir}') and the hub dataset '{self.hub_id}' could not be loaded ({e}). "
-                    f"Set {key} to a JSONL file with question/answer fields, or S2D_DATA_DIR to a directory "
-                    "holding gsm8k/, or task.hub_id to a reachable dataset."
-                ) from e
-        raise DataNotFound(f"gsm8k {split} split: set {key} or task.hub_id")
+    def data_files(self) -> dict[str, Path]:
+        return found_files(self.data_dir, train_path=self.train_path, eval_path=self.eval_path)
 
     def _split(self, split: str) -> list[Example]:
         if split not in self._cache:

@@ -22,7 +22,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, check_data_file, load_records, require_field, resolve_data_path
+from s2d.tasks.base import (DataNotFound, check_data_file, found_files, load_records, load_source, require_field,
+                            resolve_data_path)
 from s2d.tasks.grading import committed_text, final_segment, one_of
 from s2d.types import Example
 
@@ -214,6 +215,8 @@ class PairTask:
     """What the judging tasks share: the judge prompt, verdict parsing and scoring, and pair metrics."""
 
     grader_version = 2  # 2: the last verdict tag counts, instruction echoes skipped, "Final answer: A" read
+    version = 1  # bump when the judge prompt or how pairs are built changes: cached stages are then redone
+    train_only_keys = ("n_train", "pairing")  # eval pairs are cut before train pairs, whatever their number
 
     rephrase_note = ""
     respond_suffix = ""
@@ -330,39 +333,14 @@ class OASST2(PairTask):
                                        self.format_answer("A"))
         return self._budget
 
-    def _hub_trees(self, split: str, why: str) -> list[dict]:
-        import datasets
-
-        hub_split = self.hub_splits[split]
-        try:
-            rows = list(datasets.load_dataset(self.hub_id, split=hub_split))
-        except Exception as e:  # offline, unknown id: one message naming every option
-            raise DataNotFound(
-                f"oasst2: {why}, and task.hub_id='{self.hub_id}' split '{hub_split}' could not be loaded "
-                f"({type(e).__name__}: {e}). Set task.path (one file cut into both splits), task.train_path / "
-                f"task.eval_path, or make the hub reachable."
-            ) from e
-        return trees_from_messages(rows)
-
-    def _file_trees(self, key: str, value: str, split: str | None) -> list[dict] | None:
-        """Trees of a file; when it is missing: the hub split (if `split` and a hub id), else an error."""
-        try:
-            return read_trees(resolve_data_path(value, self.data_dir, key))
-        except DataNotFound as e:
-            if not (self.hub_id and split):
-                raise
-            log.warning("oasst2: %s; reading the hub's '%s' split of %s instead", e, self.hub_splits[split], self.hub_id)
-            return None
-
     def _split_trees(self, split: str) -> list[dict]:
         key, value = ("task.train_path", self.train_path) if split == "train" else ("task.eval_path", self.eval_path)
-        if value:
-            trees = self._file_trees(key, value, split)
-            if trees is not None:
-                return trees
-        if not self.hub_id:
-            raise DataNotFound(f"oasst2: set {key} (a trees or messages JSONL file), task.hub_id, or task.path")
-        return self._hub_trees(split, f"{key}='{value}' was not found" if value else f"{key} is not set")
+        rows, source = load_source(f"oasst2 {split} split", value, key, self.data_dir, self.hub_id,
+                                   hub_kwargs={"split": self.hub_splits[split]}, read=read_trees)
+        return trees_from_messages(rows) if source == self.hub_id else rows
+
+    def data_files(self) -> dict[str, Path]:
+        return found_files(self.data_dir, path=self.path, train_path=self.train_path, eval_path=self.eval_path)
 
     def _take(self, trees: list[dict], n: int | None, pairing: str, rng: random.Random, split: str,
               source: str) -> tuple[list[Example], int]:
@@ -397,7 +375,7 @@ class OASST2(PairTask):
     def _pairs(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
             rng = random.Random(self.seed)
-            pool = self._file_trees("task.path", self.path, "train") if self.path else None
+            pool = self._pool()
             if pool is not None:
                 # One file for both splits: eval takes whole trees first, train the trees after them.
                 rng.shuffle(pool)
@@ -416,6 +394,19 @@ class OASST2(PairTask):
                     train, _ = self._take(trees, self.n_train, self.pairing, rng, "train", "the train split")
             self._split = train, eval_
         return self._split
+
+    def _pool(self) -> list[dict] | None:
+        """The trees of `task.path` (one file cut into both splits); None when it is unset, or missing with a
+        hub id to fall back to."""
+        if not self.path:
+            return None
+        try:
+            return read_trees(resolve_data_path(self.path, self.data_dir, "task.path"))
+        except DataNotFound as e:
+            if not self.hub_id:
+                raise
+            log.warning("oasst2: %s; reading the hub's splits of %s instead", e, self.hub_id)
+            return None
 
     def train_examples(self) -> list[Example]:
         return self._pairs()[0]
@@ -453,10 +444,11 @@ def parse_conversation(value: Any, where: str) -> list[dict]:
 WINNERS = {"model_a": "A", "model_b": "B", "tie": "C", "tie (bothbad)": "C"}
 
 
-class MTBench(OASST2):
+class MTBench(PairTask):
     """Eval on MT-bench human pairwise judgments (turn 1), per category; train on OASST2 pairs as `oasst2`.
 
-    So `task=mt_bench` distils on the same unlabeled OASST2 pairs and evaluates out of distribution.
+    So `task=mt_bench` distils on the same unlabeled OASST2 pairs and evaluates out of distribution. The
+    train pairs come from an `OASST2` source built from the remaining keys (task=oasst2's keys).
     """
 
     name = "mt_bench"
@@ -465,27 +457,29 @@ class MTBench(OASST2):
                  questions_path: str = "mt_bench/question.jsonl", judgments_hub_id: str | None = "lmsys/mt_bench_human_judgments",
                  judgments_split: str = "human", n_eval_judgments: int = 12, turn: int = 1, **oasst2):
         oasst2.setdefault("n_eval", 0)
-        super().__init__(**oasst2)
+        self.oasst2 = OASST2(**oasst2)
         self.judgments_path, self.questions_path = judgments_path, questions_path
         self.judgments_hub_id, self.judgments_split = judgments_hub_id, judgments_split
         self.n_eval_judgments, self.turn = n_eval_judgments, turn
+        self.seed, self.data_dir = self.oasst2.seed, self.oasst2.data_dir
+        self._stats: dict[str, dict[str, int]] = {}
+
+    def train_examples(self) -> list[Example]:
+        return self.oasst2.train_examples()
+
+    def split_stats(self) -> dict[str, int]:
+        self.eval_examples()
+        return {**self.oasst2.split_stats(),
+                **{f"eval_{k}": v for k, v in self._stats.get("eval", {}).items()}}
+
+    def data_files(self) -> dict[str, Path]:
+        return {**self.oasst2.data_files(),
+                **found_files(self.data_dir, judgments_path=self.judgments_path, questions_path=self.questions_path)}
 
     def _judgments(self) -> list[dict]:
-        try:
-            return load_records(resolve_data_path(self.judgments_path, self.data_dir, "task.judgments_path"))
-        except DataNotFound:
-            if not self.judgments_hub_id:
-                raise
-        import datasets
-
-        try:
-            return list(datasets.load_dataset(self.judgments_hub_id, split=self.judgments_split))
-        except Exception as e:
-            raise DataNotFound(
-                f"mt_bench: task.judgments_path='{self.judgments_path}' was not found (as given or under "
-                f"paths.data_dir='{self.data_dir}', settable by S2D_DATA_DIR) and task.judgments_hub_id="
-                f"'{self.judgments_hub_id}' could not be loaded ({type(e).__name__}). Set one of them."
-            ) from e
+        return load_source("mt_bench judgments", self.judgments_path, "task.judgments_path", self.data_dir,
+                           self.judgments_hub_id, hub_key="task.judgments_hub_id",
+                           hub_kwargs={"split": self.judgments_split})[0]
 
     def _categories(self) -> dict[int, str]:
         try:
@@ -501,7 +495,7 @@ class MTBench(OASST2):
         order = list(range(len(rows)))
         rng.shuffle(order)
         out, shortened, dropped = [], 0, 0
-        budget = self.budget()
+        budget = self.oasst2.budget()
         for i in order:
             if self.n_eval_judgments and len(out) >= 2 * self.n_eval_judgments:
                 break
@@ -519,17 +513,18 @@ class MTBench(OASST2):
             qid = int(require_field(r, "question_id", where))
             pid = f"mt{qid}-{r.get('model_a')}-{r.get('model_b')}-{r.get('judge', i)}"
             got = pair_examples(pid, user[0], reply_a[0], reply_b[0], WINNERS[winner],
-                                categories.get(qid, "unknown"), self.max_response_chars, budget)
+                                categories.get(qid, "unknown"), self.oasst2.max_response_chars, budget)
             dropped += not got
             shortened += bool(got and got[0].meta.get("shortened"))
             out += got
         if len(out) < 2 * self.n_eval_judgments:
-            too_long = f" ({dropped} more do not fit task.max_input_tokens={self.max_input_tokens})" if dropped else ""
+            too_long = (f" ({dropped} more do not fit task.max_input_tokens={self.oasst2.max_input_tokens})"
+                        if dropped else "")
             raise ValueError(f"mt_bench has {len(out) // 2} usable turn-{self.turn} judgments{too_long} but "
                              f"task.n_eval_judgments={self.n_eval_judgments}; lower it or use the full judgments file")
         self._stats["eval"] = {"pairs": len(out) // 2, "shortened": shortened, "dropped_too_long": dropped}
         return out
 
     def identity(self) -> dict[str, Any]:
-        return {**super().identity(), "name": self.name, "judgments_path": self.judgments_path,
+        return {**self.oasst2.identity(), "name": self.name, "judgments_path": self.judgments_path,
                 "n_eval_judgments": self.n_eval_judgments, "turn": self.turn}

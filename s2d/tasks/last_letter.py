@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import random
 import re
+from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import SplitTask, census_names, load_records, resolve_data_path, require_field, take
+from s2d.tasks.base import SplitTask, census_files, census_names, found_files, load_records, resolve_data_path, require_field, take
 from s2d.tasks.grading import committed_text, final_segment, last_sentence, one_of, quoted, without_parentheticals
 from s2d.types import Example
 
@@ -200,6 +201,9 @@ class LastLetter(SplitTask):
         lines = [f"{w}: {'-'.join(w)}, last letter {w[-1].lower()}." for w in words]
         joined = "".join(w[-1] for w in words).lower()
         return "\n".join([*lines, f"Joined: {joined}.", f"Final answer: {joined}"])
+
+    def data_files(self) -> dict[str, Path]:
+        return {**census_files(), **found_files(self.data_dir, eval_path=self.eval_path)}
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_words": self.n_words, "n_train": self.n_train, "n_eval": self.n_eval,

@@ -3,6 +3,7 @@ of the CPU model organism; see experiments/organism)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from s2d.tasks.base import SplitTask, synthetic_split
@@ -75,6 +76,9 @@ class Multiplication(SplitTask):
         if len(parts) > 1:
             lines.append(" + ".join(str(a * p) for p in parts) + f" = {a * b}.")
         return "\n".join([*lines, f"Final answer: {a * b}"])
+
+    def data_files(self) -> dict[str, Path]:
+        return {}  # items are drawn by seeded code
 
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "digits_a": self.digits_a, "digits_b": self.digits_b, "n_train": self.n_train,

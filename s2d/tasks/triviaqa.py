@@ -10,9 +10,10 @@ from __future__ import annotations
 import random
 import re
 import string
+from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, load_records, resolve_data_path
+from s2d.tasks.base import found_files, load_source
 from s2d.tasks.grading import committed_sentences, final_segment, sentences
 from s2d.types import Example
 
@@ -76,6 +77,7 @@ class TriviaQA:
     """
 
     name = "triviaqa"
+    train_only_keys = ()  # eval inputs borrow wrong answers from train questions, so n_train shapes them
     version = 1  # bump when prompts or inputs change: cached stages are then redone
     grader_version = 2  # 2: last marker's segment, echoes of the opinion removed, hedges never right
     rephrase_note = "Keep the question itself unchanged in meaning."
@@ -125,27 +127,11 @@ class TriviaQA:
 
     # ---- data -------------------------------------------------------------------------------------
     def _rows(self) -> tuple[list[dict], str]:
-        if self.path:
-            try:
-                p = resolve_data_path(self.path, self.data_dir, "task.path")
-                return load_records(p), str(p)
-            except DataNotFound:
-                if not self.hub_id:
-                    raise
-        if self.hub_id:
-            import datasets
+        return load_source("triviaqa", self.path, "task.path", self.data_dir, self.hub_id,
+                           hub_args=(self.hub_config,), hub_kwargs={"split": self.hub_split})
 
-            try:
-                return list(datasets.load_dataset(self.hub_id, self.hub_config, split=self.hub_split)), self.hub_id
-            except Exception as e:  # no network and no local copy: name every way to fix it
-                raise DataNotFound(
-                    f"triviaqa: task.path='{self.path}' not found (as given or under paths.data_dir="
-                    f"'{self.data_dir}') and the hub dataset '{self.hub_id}' ({self.hub_config}, {self.hub_split}) "
-                    f"could not be loaded ({type(e).__name__}: {e}). Set task.path to a JSONL file with "
-                    "question/answer/aliases fields, or S2D_DATA_DIR to a directory holding "
-                    "triviaqa/triviaqa_sm_sub.jsonl, or task.hub_id to a reachable dataset."
-                ) from e
-        raise DataNotFound("triviaqa: set task.path (a JSONL file) or task.hub_id")
+    def data_files(self) -> dict[str, Path]:
+        return found_files(self.data_dir, path=self.path)
 
     @staticmethod
     def parse_row(row: dict, where: str) -> dict:

@@ -6,9 +6,35 @@ import logging
 import netrc
 import os
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 log = logging.getLogger(__name__)
+
+
+class Tracker(Protocol):
+    """Where a run's figures go besides metrics.json (W&B, or nowhere: `logger=none`). `start` opens the run,
+    `finish(exit_code)` always closes it, also after a failure; in between the stages log to it."""
+
+    run_id: str | None
+
+    def start(self, config: dict, run_dir: Path, job_type: str = "distill", tags: Sequence[str] = (),
+              group: str | None = None, run_id: str | None = None) -> None: ...
+
+    def lightning_logger(self): ...
+
+    def log(self, metrics: dict[str, Any]) -> None: ...
+
+    def summary(self, metrics: dict[str, Any]) -> None: ...
+
+    def table(self, key: str, rows: list[dict]) -> None: ...
+
+    def scatter(self, key: str, rows: list[dict], x: str, y: str, title: str) -> None: ...
+
+    def line(self, key: str, rows: list[dict], x: str, y: str, title: str, stroke: str | None = None) -> None: ...
+
+    def image(self, key: str, path: Path) -> None: ...
+
+    def finish(self, exit_code: int = 0) -> None: ...
 
 
 def wandb_key_configured() -> bool:

@@ -46,7 +46,15 @@ class LLM(Protocol):
     the batch size or the other requests; None: request i's seed is `request_seed(sampling.seed, i)`.
     """
 
+    # Longest sequence (prompt + completion) the model takes; None when unknown (USC's context rule).
+    context_length: int | None
+
     def generate(self, prompts: Sequence[Prompt], sampling: Sampling, desc: str = "",
                  seeds: Sequence[int] | None = None) -> list[list[Completion]]: ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def release(self) -> None:
+        """Free the model (and its accelerator memory) until the next call; before training, and between
+        the engines of two systems, so two models never hold the device at once."""
+        ...

@@ -104,7 +104,7 @@ def generate_key(cfg: DictConfig) -> str:
 
 def grader_version(cfg: DictConfig) -> int:
     """The task class's `grader_version` (answer extraction and scoring); 1 for a task that predates it."""
-    return getattr(get_class(cfg.task._target_), "grader_version", 1)
+    return get_class(cfg.task._target_).grader_version
 
 
 def filter_key(cfg: DictConfig, generate: str) -> str:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 
 @dataclass
@@ -88,6 +88,7 @@ def check(cfg) -> None:
     if cfg.on_nothing_to_distill not in ON_NOTHING_TO_DISTILL:
         raise ValueError(f"on_nothing_to_distill='{cfg.on_nothing_to_distill}' is not allowed; use one of: "
                          f"{', '.join(ON_NOTHING_TO_DISTILL)}")
+    check_leaf_types(cfg)
     _check_token_budgets(cfg)
     if "routed" in cfg.eval.systems:
         _check_route(cfg.eval.route)
@@ -125,7 +126,7 @@ def _check_token_budgets(cfg) -> None:
     if "system1" in cfg.eval.systems:
         uses.append(("eval.max_new_tokens", cfg.system1))
     for key, node in uses:
-        need = getattr(get_class(node._target_), "min_new_tokens", 1)
+        need = get_class(node._target_).min_new_tokens
         have = OmegaConf.select(cfg, key)
         if have < need:
             raise ValueError(f"{key}={have} is too small for method '{node._target_.rsplit('.', 1)[-1]}', whose "
@@ -133,3 +134,64 @@ def _check_token_budgets(cfg) -> None:
 
 
 register()
+
+
+# Config groups whose nodes build an object with `_target_`; their leaf values are checked against the
+# constructor's annotations before any stage runs.
+TARGET_NODES = ("model", "backend", "method", "filter", "task", "system1", "logger")
+
+
+def check_leaf_types(cfg) -> None:
+    """Each leaf of a `_target_` node against its constructor's annotation (int, float, bool, str, or one of
+    them or None), so `task.n_train=abc` stops before any stage, naming the key and the expected type.
+    Values of other annotations (nodes, lists, model sources) are left to the constructor."""
+    for key in TARGET_NODES:
+        node = cfg.get(key)
+        if isinstance(node, DictConfig) and "_target_" in node:
+            _check_node(node, key)
+
+
+_SIMPLE = (bool, int, float, str, type(None))
+
+
+def _check_node(node: DictConfig, where: str) -> None:
+    import typing
+
+    from hydra.utils import get_class
+
+    cls = get_class(node._target_)
+    init = cls.__init__
+    try:
+        hints = typing.get_type_hints(init)
+    except NameError:
+        return  # an annotation names a type only imported for type checkers: nothing to check against
+    for name in node:
+        if str(name).startswith("_") or name not in hints:
+            continue
+        allowed = _simple_types(hints[name])
+        if allowed is None:
+            continue
+        value = OmegaConf.select(node, str(name), throw_on_resolution_failure=False)
+        if isinstance(value, (DictConfig, ListConfig)):
+            continue
+        ok = isinstance(value, tuple(allowed)) and not (isinstance(value, bool) and bool not in allowed)
+        if not ok and isinstance(value, int) and float in allowed and not isinstance(value, bool):
+            ok = True  # an int where a float is expected is fine (lr=1)
+        if not ok:
+            names = " or ".join("null" if t is type(None) else t.__name__ for t in allowed)
+            raise ValueError(f"{where}.{name}={value!r}: expected {names} ({cls.__name__} in {node._target_}); "
+                             f"fix {where}.{name} on the command line or in conf/{where}/")
+
+
+def _simple_types(annotation) -> tuple | None:
+    """The plain types an annotation allows (int | None → (int, NoneType)); None for anything else."""
+    import types
+    import typing
+
+    if annotation in _SIMPLE:
+        return (annotation,)
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = typing.get_args(annotation)
+        if all(a in _SIMPLE for a in args):
+            return tuple(args)
+    return None

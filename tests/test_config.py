@@ -189,3 +189,17 @@ def test_train_dropout_sets_the_models_dropout_for_training(tiny_model_dir, tmp_
     assert all(m.attention_dropout == 0.0 for n, m in kept.model.named_modules() if n.endswith("self_attn"))
     with pytest.raises(Exception, match=r"train.dropout must lie in \[0, 1\)"):
         instantiate(compose_cfg(["train.dropout=1.5"], tmp_path).train.module, model=model)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["task.n_train=abc"], r"task.n_train='abc': expected int \(CoinFlip"),
+    (["task=triviaqa", "task.eval_unbiased_share=most"], r"task.eval_unbiased_share='most': expected float"),
+    (["filter=usc", "filter.fallback_answers=ten"], r"filter.fallback_answers=.ten.: expected int"),
+    (["method=bsm", "method.demo=maybe"], r"method.demo=.maybe.: expected bool"),
+])
+def test_leaf_values_are_checked_against_the_constructor_before_any_stage(overrides, message, tmp_path):
+    from s2d.config import check
+
+    with pytest.raises(ValueError, match=message):
+        check(compose_cfg(overrides, tmp_path))
+    check(compose_cfg(["task.n_train=12", "train.module.optimizer.lr=1"], tmp_path))  # an int where a float is fine

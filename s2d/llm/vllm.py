@@ -289,7 +289,7 @@ class VLLMBackend:
 
     def _revision(self, adapter: str | None) -> dict:
         # The revision pins the base model's repository; an adapter directory has none.
-        rev = getattr(self.source, "revision", None)
+        rev = self.source.revision
         return {"revision": rev} if rev and not adapter else {}
 
     @property
@@ -342,7 +342,7 @@ class VLLMBackend:
                                gpu_memory_utilization=self.gpu_memory_utilization, max_model_len=self.max_model_len,
                                enable_prefix_caching=self.enable_prefix_caching, seed=self.seed,
                                trust_remote_code=bool(self.source.trust_remote_code),
-                               revision=None if adapter else getattr(self.source, "revision", None),
+                               revision=None if adapter else self.source.revision,
                                lora=adapter is not None, max_lora_rank=self.max_lora_rank)
         ctx = mp.get_context("spawn")  # CUDA cannot be initialised in a forked child
         conn, child = ctx.Pipe()

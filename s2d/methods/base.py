@@ -17,6 +17,8 @@ class Method(Protocol):
 
     name: str
     prompts: dict[str, str]
+    # The fewest new tokens a call of this method needs to hold its format (checked against the config's caps).
+    min_new_tokens: int
 
     def run(self, examples: Sequence[Example], task: Task, llm: LLM, sampling: Sampling) -> list[Trace]:
         """`sampling.n` traces per example, ordered by example then sample."""
@@ -73,6 +75,7 @@ def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer
     if the task has one, else its train inputs with their gold answers), except that a pool item with
     the question's own text is skipped, so an eval question never answers itself.
     """
+    # `fewshot_pool` is an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
     pool = task.fewshot_pool() if hasattr(task, "fewshot_pool") else task.train_examples()
     order = list(range(len(pool)))
     random.Random(seed).shuffle(order)

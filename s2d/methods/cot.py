@@ -47,7 +47,7 @@ class CoTFewShot:
         self.prompts = with_prompts("method", self.PROMPTS, prompts)
 
     def run(self, examples, task, llm, sampling):
-        if not hasattr(task, "solution"):
+        if not hasattr(task, "solution"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
             raise ValueError(f"method=cot_fewshot needs worked solutions, which task '{task.name}' does not have; "
                              "use method=cot")
         prompts = [fewshot_messages(task, e, self.shots, self.seed, task.solution) for e in examples]

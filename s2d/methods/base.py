@@ -38,34 +38,32 @@ def single_call(
     return traces
 
 
-def two_calls(
-    stages: tuple[str, str], examples: Sequence[Example], first_prompts: Sequence, task: Task, llm: LLM,
-    sampling: Sampling, second_input,
+def chain(
+    stages: Sequence[str], examples: Sequence[Example], first_prompts: Sequence, task: Task, llm: LLM,
+    sampling: Sampling, *next_inputs,
 ) -> list[Trace]:
-    """Call 1 samples `n` replies per input; call 2 runs once on each, so every stage is sampled n times.
+    """A program of len(stages) calls in sequence: call 1 samples `n` replies per input, and every later call
+    runs once on each sample's previous reply, so every stage is sampled n times (RaR-2, S2A, Self-Refine).
 
-    `second_input(example, reply_text) -> (prompt, fell_back)` builds call 2 from call 1's reply; a
-    fallback (call 1's reply unusable) is marked `meta.fallback` on the trace. Call 2's reply is final.
+    `next_inputs[j](example, previous_reply_text) -> (prompt, fell_back)` builds call j + 2 from call j + 1's
+    reply; a fallback (that reply was unusable) is marked `meta.fallback` on the trace. The last reply is
+    final. Call j > 1 of sample k draws from its own stream (seed, example, stage, k): identical replies
+    still sample independently.
     """
+    if len(next_inputs) != len(stages) - 1:
+        raise ValueError(f"chain: {len(stages)} stages need {len(stages) - 1} prompt builders, got {len(next_inputs)}")
     firsts = llm.generate(first_prompts, sampling, desc=stages[0], seeds=call_seeds(sampling, examples, stages[0]))
-    second_prompts, fell_back, second_seeds = [], [], []
-    for ex, comps in zip(examples, firsts):
-        for k, c in enumerate(comps):
-            prompt, fallback = second_input(ex, c.text)
-            second_prompts.append(prompt)
-            fell_back.append(fallback)
-            # Each of the n replies gets its own call-2 stream: identical replies still sample independently.
-            second_seeds.append(request_seed(sampling.seed, ex.id, stages[1], k))
-    seconds = llm.generate(second_prompts, replace(sampling, n=1), desc=stages[1], seeds=second_seeds)
-    traces, j = [], 0
-    for ex, p1, comps in zip(examples, first_prompts, firsts):
-        for k, c1 in enumerate(comps):
-            c2 = seconds[j][0]
-            calls = [Call.of(stages[0], render_prompt(p1), c1), Call.of(stages[1], render_prompt(second_prompts[j]), c2)]
-            traces.append(Trace(ex.id, k, calls, c2.text, task.extract(c2.text, truncated=c2.truncated),
-                                meta={"fallback": True} if fell_back[j] else {}))
-            j += 1
-    return traces
+    samples = [(ex, k, [Call.of(stages[0], render_prompt(p1), c)], c, False)
+               for ex, p1, comps in zip(examples, first_prompts, firsts) for k, c in enumerate(comps)]
+    for stage, build in zip(stages[1:], next_inputs):
+        built = [build(ex, last.text) for ex, _, _, last, _ in samples]
+        outs = llm.generate([p for p, _ in built], replace(sampling, n=1), desc=stage,
+                            seeds=[request_seed(sampling.seed, ex.id, stage, k) for ex, k, _, _, _ in samples])
+        samples = [(ex, k, [*calls, Call.of(stage, render_prompt(prompt), out[0])], out[0], fell or fallback)
+                   for (ex, k, calls, _, fell), (prompt, fallback), out in zip(samples, built, outs)]
+    return [Trace(ex.id, k, calls, last.text, task.extract(last.text, truncated=last.truncated),
+                  meta={"fallback": True} if fell else {})
+            for ex, k, calls, last, fell in samples]
 
 
 def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer) -> list[dict]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from s2d.methods.base import single_call, two_calls, with_prompts
+from s2d.methods.base import chain, single_call, with_prompts
 
 # One call: restate the question with more detail, then answer it (our paraphrase of paper Fig. 3).
 ONE_STEP = "Restate the question above in your own words, adding any detail that makes it clearer, and then answer it."
@@ -54,4 +54,4 @@ class RaR2:
             return self.prompts["respond"].format(question=question, suffix=task.respond_suffix).strip(), \
                 not rephrased.strip()
 
-        return two_calls(("rephrase", "respond"), examples, rephrase_prompts, task, llm, sampling, respond)
+        return chain(("rephrase", "respond"), examples, rephrase_prompts, task, llm, sampling, respond)

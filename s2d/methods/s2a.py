@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from s2d.methods.base import two_calls, with_prompts
+from s2d.methods.base import chain, with_prompts
 
 # Call 1: keep only the unbiased part of the user's text, in two labelled sections.
 REWRITE = (
@@ -89,4 +89,4 @@ class S2A:
             text, fallback = self.extracted(reply, task.prompt(ex))
             return self.prompts["answer"].format(extracted=text), fallback
 
-        return two_calls(("rewrite", "answer"), examples, rewrite_prompts, task, llm, sampling, answer)
+        return chain(("rewrite", "answer"), examples, rewrite_prompts, task, llm, sampling, answer)

@@ -115,3 +115,19 @@ class ScriptedLLM:
             replies = [self.reply(text, k) for k in range(sampling.n)]
             out.append([Completion(r, len(text.split()), len(r.split())) for r in replies])
         return out
+
+
+def compose_config(*overrides: str):
+    """The primary config composed with `overrides`, as `python -m s2d.run` would (the one fixture for it)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def tiny_overrides(model_dir, tmp_path, *extra: str) -> list[str]:
+    """The one override list for a tiny end-to-end run: the tiny model, short calls, one training step."""
+    return ["model=smollm2-135m", f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
+            f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false", "generate.n=2",
+            "generate.max_new_tokens=16", "eval.max_new_tokens=16", "train.batch_size=2", "train.trainer.max_steps=1",
+            "train.trainer.enable_progress_bar=false", "on_nothing_to_distill=skip", *extra]

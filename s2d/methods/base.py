@@ -45,9 +45,9 @@ def chain(
     """A program of len(stages) calls in sequence: call 1 samples `n` replies per input, and every later call
     runs once on each sample's previous reply, so every stage is sampled n times (RaR-2, S2A, Self-Refine).
 
-    `next_inputs[j](example, previous_reply_text) -> (prompt, fell_back)` builds call j + 2 from call j + 1's
-    reply; a fallback (that reply was unusable) is marked `meta.fallback` on the trace. The last reply is
-    final. Call j > 1 of sample k draws from its own stream (seed, example, stage, k): identical replies
+    `next_inputs[j](example, replies) -> (prompt, fell_back)` builds call j + 2 from the sample's replies so
+    far (`replies[-1]`: call j + 1's); a fallback (a reply was unusable) is marked `meta.fallback` on the
+    trace. The last reply is final. Call j > 1 of sample k draws from its own stream (seed, example, stage, k): identical replies
     still sample independently.
     """
     if len(next_inputs) != len(stages) - 1:
@@ -56,7 +56,7 @@ def chain(
     samples = [(ex, k, [Call.of(stages[0], render_prompt(p1), c)], c, False)
                for ex, p1, comps in zip(examples, first_prompts, firsts) for k, c in enumerate(comps)]
     for stage, build in zip(stages[1:], next_inputs):
-        built = [build(ex, last.text) for ex, _, _, last, _ in samples]
+        built = [build(ex, [c.text for c in calls]) for ex, _, calls, _, _ in samples]
         outs = llm.generate([p for p, _ in built], replace(sampling, n=1), desc=stage,
                             seeds=[request_seed(sampling.seed, ex.id, stage, k) for ex, k, _, _, _ in samples])
         samples = [(ex, k, [*calls, Call.of(stage, render_prompt(prompt), out[0])], out[0], fell or fallback)

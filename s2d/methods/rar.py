@@ -48,8 +48,9 @@ class RaR2:
             question=task.prompt(e), note=f" {task.rephrase_note}" if task.rephrase_note else "").strip()
                             for e in examples]
 
-        def respond(ex, rephrased):
+        def respond(ex, replies):
             # An empty rephrasing would leave call 2 nothing to answer: it gets the original question.
+            rephrased = replies[-1]
             question = rephrased.strip() or task.prompt(ex)
             return self.prompts["respond"].format(question=question, suffix=task.respond_suffix).strip(), \
                 not rephrased.strip()

@@ -85,8 +85,8 @@ class S2A:
     def run(self, examples, task, llm, sampling):
         rewrite_prompts = [self.rewrite_prompt(task.prompt(e)) for e in examples]
 
-        def answer(ex, reply):
-            text, fallback = self.extracted(reply, task.prompt(ex))
+        def answer(ex, replies):
+            text, fallback = self.extracted(replies[-1], task.prompt(ex))
             return self.prompts["answer"].format(extracted=text), fallback
 
         return chain(("rewrite", "answer"), examples, rewrite_prompts, task, llm, sampling, answer)

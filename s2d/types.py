@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 
@@ -89,8 +89,13 @@ class Trace:
         return cls(
             example_id=d["example_id"],
             sample=d["sample"],
-            calls=[Call(**c) for c in d["calls"]],
+            # Keys a Call does not declare are skipped, so records another version of s2d wrote still read
+            # (a per-call "logprob", always null, that a working copy wrote for a few minutes).
+            calls=[Call(**{k: v for k, v in c.items() if k in _CALL_FIELDS}) for c in d["calls"]],
             final_text=d["final_text"],
             answer=d.get("answer"),
             meta=d.get("meta") or {},
         )
+
+
+_CALL_FIELDS = frozenset(f.name for f in fields(Call))

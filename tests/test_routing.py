@@ -310,3 +310,12 @@ def test_tiny_model_run_writes_routed_metrics_and_frontier(tiny_model_dir, tmp_p
     assert {k: again[k] for k in ("system1/accuracy", "system2/tokens_per_input", "distilled/tokens_per_input")} == \
         {k: m[k] for k in ("system1/accuracy", "system2/tokens_per_input", "distilled/tokens_per_input")}
     assert again["routed/tokens_per_input"] == point_at(front["signals"]["agreement"]["points"], 0.3)["tokens_per_input"]
+
+
+def test_trace_records_with_a_call_field_this_version_lacks_still_read():
+    from s2d.types import Trace
+
+    call = {"stage": "reason", "prompt": "p", "text": "t", "prompt_tokens": 3, "completion_tokens": 2,
+            "truncated": False, "logprob": None}
+    t = Trace.from_dict({"example_id": "e", "sample": 0, "calls": [call], "final_text": "t", "answer": None})
+    assert t.calls[0].completion_tokens == 2 and "logprob" not in t.to_dict()["calls"][0]

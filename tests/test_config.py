@@ -50,7 +50,7 @@ def test_default_run_is_the_small_organism(tmp_path):
     # the organism learned to reason under exactly the prompt the default cot method sends
     assert instantiate(cfg.model).instruction == instantiate(cfg.method).instruction
     # its distillation step size comes with it (model.distill, read by train=full and train/trainer=cpu)
-    assert cfg.train.module.optimizer.lr == 5e-5 and cfg.train.trainer.max_epochs == 3
+    assert cfg.train.module.optimizer.lr == 1e-4 and cfg.train.trainer.max_epochs == 3
     # the plain embedded model is one override away
     plain = compose_cfg(["model=smollm2-135m"], tmp_path)
     assert plain.model.name == "smollm2-135m" and plain.model.name_or_path is None

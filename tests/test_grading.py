@@ -43,6 +43,8 @@ LAST_LETTER = [
     ("Edgar Bob.",                                                                 None),    # echoed names
     ("",                                                                           None),    # empty reply
     ('The answer to this question is: "ab".',                                      "ab"),    # long marker form
+    ("Joined: so.\nFinal answer: so",                                               "so"),    # an answer that is also a word
+    ("Final answer: it",                                                           "it"),
 ]
 
 
@@ -249,4 +251,4 @@ def test_every_task_declares_its_grader_version():
     from s2d.tasks.judge import MTBench, OASST2
 
     for cls in (LastLetter, CoinFlip, GSM8k, Multiplication, TriviaQA, OASST2, MTBench):
-        assert cls.grader_version == 2
+        assert cls.grader_version >= 2  # 1: the first-marker graders before 2026-11-29

@@ -59,6 +59,8 @@ def letters_in(segment: str) -> str | None:
     if pointers:
         clause = clause[pointers[-1].end():]
     words = re.findall(r"[A-Za-z]+", clause)
+    if len(words) == 1:
+        return words[0].lower()  # a lone word is the answer, even one that reads like a filler ("so", "it")
     if "or" in (w.lower() for w in words[1:-1]):
         return None  # "ey or ye": a hedge, not an answer
     content = [w for w in words if w.lower() not in _FILLER]
@@ -97,7 +99,8 @@ class LastLetter(SplitTask):
     name = "last_letter"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 2  # 2: disjoint census word pools per split; bump when prompts or items change: cached stages are then redone
-    grader_version = 2  # 2: the last answer marker counts, the answer inside it, hedges unparsed
+    grader_version = 3  # 2: the last answer marker counts, the answer inside it, hedges unparsed; 3: a lone
+                        # word after the marker is the answer even when it reads like a filler ("so", "it")
     respond_suffix = ""
 
     def __init__(

@@ -7,6 +7,7 @@ import logging
 import os
 import subprocess
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -133,3 +134,24 @@ def git_sha() -> str | None:
                               cwd=Path(__file__).parent).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
+
+
+@contextmanager
+def stage_lock(out: Path):
+    """Hold `out`'s lock while computing it: a second process that wants the same stage (a parallel cell
+    of a sweep, the same command started twice) waits, then finds it done instead of writing the same
+    records concurrently. POSIX record locks: released when the process ends, also on a kill, and they
+    work on NFS. Not for nesting on one directory within a process (the inner release frees both)."""
+    import fcntl
+
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out / ".lock", "a+") as f:
+        try:
+            fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            log.info("%s: another process is computing this stage; waiting for it", out)
+            fcntl.lockf(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.lockf(f, fcntl.LOCK_UN)

@@ -12,6 +12,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from s2d.types import Sampling
+
 
 @dataclass
 class GenerateConf:
@@ -195,3 +197,15 @@ def _simple_types(annotation) -> tuple | None:
         if all(a in _SIMPLE for a in args):
             return tuple(args)
     return None
+
+
+def sampling(node: DictConfig, seed: int) -> Sampling:
+    """Sampling of `generate` (n samples per input) or `eval` (k samples per input)."""
+    return Sampling(
+        n=int(node.n if "n" in node else node.k),
+        temperature=float(node.temperature),
+        top_p=float(node.top_p),
+        max_new_tokens=int(node.max_new_tokens),
+        seed=int(seed),
+        stop=tuple(node.get("stop") or ()),
+    )

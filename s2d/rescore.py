@@ -14,7 +14,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.artifacts import read_json, require_done, write_json
-from s2d.stages import evaluate, load_task, report as report_stage
+from s2d.stages import evaluate, report as report_stage
+from s2d.stages.inputs import load_task
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
-from s2d.stages import evaluate, filter as filter_stage, generate, process_rank, report, train
+from s2d.distributed import process_rank
+from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, train
 from s2d.tracking import NoTracker
 from s2d.training.fit import check_fits
 
@@ -123,6 +124,9 @@ def run(cfg: DictConfig) -> dict:
     argv = list(sys.argv)
     ddp_children_run_this_cell(cfg)
     try:
+        drafted = timed("inputs", inputs.run, cfg, base_llm)  # None: the task's inputs need no model
+        if drafted is not None:
+            dirs["inputs"] = drafted
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"], base_llm)
         dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, base_llm.release)

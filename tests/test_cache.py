@@ -84,7 +84,7 @@ def test_downstream_keys():
     assert cache.train_key(a, "f") != cache.train_key(cfg_of(*BASE, "train.module.optimizer.lr=1e-3"), "f")
     assert cache.train_key(a, "f") == cache.train_key(cfg_of(*BASE, "train.trainer.enable_progress_bar=false"), "f")
     # System 1 is shared by every method; System 2 is not
-    c = cfg_of(*BASE, "method=cot")
+    c = cfg_of(*BASE, "method=rar1")
     assert cache.evaluate_key(a, "system1", "t") == cache.evaluate_key(c, "system1", "t")
     assert cache.evaluate_key(a, "system2", "t") != cache.evaluate_key(c, "system2", "t")
     assert cache.evaluate_key(a, "distilled", "t1") != cache.evaluate_key(a, "distilled", "t2")
@@ -197,7 +197,7 @@ def test_joining_incomplete_shards_names_the_missing_ones(tiny_model_dir, tmp_pa
 def hold_stage_lock(out, seconds, then=""):
     """A process that takes `out`'s stage lock, marks 'started', sleeps, runs `then`, and lets go."""
     code = ("import time, pathlib\n"
-            "from s2d.stages import stage_lock\n"
+            "from s2d.artifacts import stage_lock\n"
             f"out = pathlib.Path({str(out)!r})\n"
             "with stage_lock(out):\n"
             "    (out / 'started').write_text('1')\n"
@@ -212,7 +212,7 @@ def hold_stage_lock(out, seconds, then=""):
 
 def test_a_stage_computed_by_another_process_is_waited_for_not_redone(tmp_path):
     """Two processes wanting the same stage: the second waits on the stage lock, then finds it done."""
-    from s2d.stages import stage_lock
+    from s2d.artifacts import stage_lock
 
     out = tmp_path / "stage"
     holder = hold_stage_lock(out, 2, then="(out / 'DONE.json').write_text('{}')")
@@ -225,7 +225,7 @@ def test_a_stage_computed_by_another_process_is_waited_for_not_redone(tmp_path):
 
 
 def test_a_killed_holder_releases_the_lock(tmp_path):
-    from s2d.stages import stage_lock
+    from s2d.artifacts import stage_lock
 
     out = tmp_path / "stage"
     holder = hold_stage_lock(out, 60)

@@ -11,7 +11,8 @@ from s2d.methods.base import fewshot_messages
 from s2d.methods.cot import CoTFewShot
 from s2d.methods.system1 import System1
 from s2d.run import run
-from s2d.stages.evaluate import majority, score
+from s2d.stages.evaluate import score
+from s2d.voting import majority
 from s2d.tasks.base import DataNotFound
 from s2d.tasks.gsm8k import GSM8k, extract_number, parse_number
 from s2d.types import Call, Example, Sampling, Trace
@@ -149,7 +150,7 @@ def test_tiny_end_to_end_on_staged_gsm8k(staged_data, tiny_model_dir, tmp_path):
                  f"paths.cache_dir={tmp_path / 'cache'}", f"paths.data_dir={staged_data}", "logger=none",
                  "backend.progress=false", "train.trainer.enable_progress_bar=false", "method=cot", "task=gsm8k",
                  "task.n_train=4", "task.n_eval=3", "generate.n=2", "generate.max_new_tokens=16", "eval.k=2",
-                 "eval.temperature=0.7", "eval.max_new_tokens=16", "train.trainer.max_steps=1", "filter=none",
+                 "eval.temperature=0.7", "eval.max_new_tokens=16", "train.trainer.max_steps=1", "train.max_length=2048", "filter=none",
                  "target=full_response", "system1.shots=2")
     m = run(cfg)
     for s in ("system1", "system2", "distilled"):

@@ -8,7 +8,7 @@ from hydra import compose, initialize_config_dir
 from conftest import CONF, ScriptedLLM
 from s2d.filters.usc import UniversalSelfConsistency, parse_final
 from s2d.methods.s2a import S2A, parse_rewrite
-from s2d.stages import load_task
+from s2d.stages.inputs import load_task
 from s2d.stages.evaluate import score
 from s2d.stages.filter import build_targets
 from s2d.tasks.triviaqa import TriviaQA, alias_in, matches_alias, normalize

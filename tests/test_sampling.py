@@ -88,7 +88,7 @@ def test_truncated_travels_into_calls_and_old_records_read_false():
 def test_method_records_equal_at_batch_size_4_and_32(tiny_backend, tmp_path):
     """RaR-2 end to end through the hf backend: the same records at any batch size, prefill and chunking."""
     from s2d.methods.rar import RaR2
-    from s2d.stages import run_in_chunks
+    from s2d.stages.chunks import run_in_chunks
     from s2d.tasks.coin_flip import CoinFlip
 
     task = CoinFlip(n_train=4, n_eval=5)

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from conftest import ROOT
-from s2d.stages import process_rank
+from s2d.distributed import process_rank
 
 
 @pytest.mark.parametrize("env,rank", [({}, 0), ({"LOCAL_RANK": "1"}, 1), ({"RANK": "3"}, 3), ({"NODE_RANK": "1"}, 1),

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections import Counter, defaultdict
-from dataclasses import replace
+from collections import defaultdict
 from pathlib import Path
 
 from hydra.utils import instantiate
@@ -13,41 +12,17 @@ from omegaconf import DictConfig, OmegaConf
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, rewrite_jsonl
 from s2d.methods.system1 import System1
-from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
+from s2d.artifacts import stage_lock
+from s2d.config import sampling
+from s2d.stages import resolved, stage_dir
+from s2d.stages.chunks import run_in_chunks
+from s2d.stages.inputs import load_task
 from s2d.stats import wilson
+from s2d.tasks.grading import grader_version, regrade, was_cut  # noqa: F401  (the routed stage reads them here)
 from s2d.types import Example, Trace
+from s2d.voting import majority
 
 log = logging.getLogger(__name__)
-
-
-def grader_version(task) -> int:
-    """The version of the task's answer extraction and scoring (`Task.grader_version`)."""
-    # Tasks written before grader versions existed count as version 1.
-    return getattr(task, "grader_version", 1)
-
-
-def was_cut(trace: Trace) -> bool:
-    """Whether the trace's final text is a reply that stopped at the token cap.
-
-    Only a final text that is the last call's reply verbatim can have been cut; a final text the method
-    composed itself (BSM's summed verdict after its criteria scores) is complete as written.
-    """
-    last = trace.calls[-1] if trace.calls else None
-    return last is not None and last.text == trace.final_text and last.truncated
-
-
-def regrade(traces: list[Trace], task) -> list[Trace]:
-    """The traces with each answer read again from its final text by the task's current grader."""
-    return [replace(t, answer=task.extract(t.final_text, truncated=was_cut(t))) for t in traces]
-
-
-def majority(answers: list[str | None]) -> str | None:
-    """Most frequent parsed answer; a tie goes to the tied answer that was sampled first; None if none parsed."""
-    votes = Counter(a for a in answers if a is not None)
-    if not votes:
-        return None
-    top = max(votes.values())
-    return next(a for a in answers if a is not None and votes[a] == top)
 
 
 def score(examples: list[Example], traces: list[Trace], task, system: str) -> tuple[list[dict], dict]:

@@ -12,8 +12,9 @@ from omegaconf import DictConfig
 from s2d.config import TARGETS
 from s2d import cache
 from s2d.artifacts import safe_child, is_done, mark_done, read_jsonl, require_done, rewrite_jsonl
-from s2d.stages import resolved, stage_dir, stage_lock
-from s2d.stages.evaluate import regrade
+from s2d.artifacts import stage_lock
+from s2d.stages import resolved, stage_dir
+from s2d.tasks.grading import regrade
 from s2d.filters.base import Filter, FilterResult
 from s2d.types import Example, Trace
 

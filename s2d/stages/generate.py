@@ -11,7 +11,11 @@ from omegaconf import DictConfig
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, rewrite_jsonl
-from s2d.stages import load_task, resolved, run_in_chunks, sampling, stage_dir, stage_lock
+from s2d.artifacts import stage_lock
+from s2d.config import sampling
+from s2d.stages import resolved, stage_dir
+from s2d.stages.chunks import run_in_chunks
+from s2d.stages.inputs import load_task
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)

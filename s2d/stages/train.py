@@ -10,7 +10,9 @@ from omegaconf import DictConfig
 
 from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_jsonl, require_done
-from s2d.stages import process_rank, resolved, stage_dir, stage_lock
+from s2d.artifacts import stage_lock
+from s2d.distributed import process_rank
+from s2d.stages import resolved, stage_dir
 from s2d.training.fit import drop_checkpoints, fit
 
 log = logging.getLogger(__name__)

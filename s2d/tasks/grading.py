@@ -14,6 +14,9 @@ the golden tables and tests/test_grading_reference.py the side-by-side with the 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
+
+from s2d.types import Trace
 
 # "Final answer", "the answer is", "answer would be", "Answer:", "the result is" — each may carry a colon.
 _MARKER = re.compile(
@@ -117,3 +120,25 @@ def sentences(text: str) -> list[str]:
     if tail:
         out.append(tail)
     return out
+
+
+# ---- re-reading stored replies (the filter stage and `python -m s2d.rescore`) ----
+
+def grader_version(task) -> int:
+    """The version of the task's answer extraction and scoring (`Task.grader_version`)."""
+    return task.grader_version
+
+
+def was_cut(trace: Trace) -> bool:
+    """Whether the trace's final text is a reply that stopped at the token cap.
+
+    Only a final text that is the last call's reply verbatim can have been cut; a final text the method
+    composed itself (BSM's summed verdict after its criteria scores) is complete as written.
+    """
+    last = trace.calls[-1] if trace.calls else None
+    return last is not None and last.text == trace.final_text and last.truncated
+
+
+def regrade(traces: list[Trace], task) -> list[Trace]:
+    """The traces with each answer read again from its final text by the task's current grader."""
+    return [replace(t, answer=task.extract(t.final_text, truncated=was_cut(t))) for t in traces]

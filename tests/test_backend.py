@@ -192,3 +192,16 @@ def test_unknown_loop_is_rejected(tiny_backend):
 
     with pytest.raises(ValueError, match="backend.loop='fast'.*pruned.*generate"):
         _with(tiny_backend, loop="fast")
+
+
+def test_hf_stops_on_every_eos_id_of_the_generation_config(tiny_backend):
+    """As vLLM does (Llama-3.1 and Qwen2.5 list several EOS ids): a reply ends at the first of them, counted."""
+    from s2d.llm.hf import eos_ids
+
+    model, tok = tiny_backend.model, tiny_backend.tokenizer
+    extra = tok.convert_tokens_to_ids("<|im_start|>")
+    model.generation_config.eos_token_id = [tok.eos_token_id, extra]
+    assert eos_ids(model, tok) == {tok.eos_token_id, extra}
+    a, b = tok("ab", add_special_tokens=False).input_ids
+    comp = tiny_backend._completion([a, b, extra, a], prompt_tokens=3, stop=(), max_new_tokens=8)
+    assert (comp.text, comp.completion_tokens, comp.truncated) == ("ab", 3, False)

@@ -86,6 +86,16 @@ class SeededSampling(LogitsProcessor):
         return out
 
 
+def eos_ids(model, tokenizer) -> frozenset[int]:
+    """Every token id that ends a reply: the tokenizer's EOS and the `eos_token_id` list of the model's
+    generation config (Llama-3.1 and Qwen2.5 name several), as vLLM stops, so both backends count alike."""
+    ids = {tokenizer.eos_token_id}
+    gen = getattr(model, "generation_config", None)  # library object: not every model carries one
+    extra = getattr(gen, "eos_token_id", None)
+    ids.update(extra if isinstance(extra, (list, tuple)) else [extra])
+    return frozenset(int(i) for i in ids if i is not None)
+
+
 def _map_cache_rows(cache: StaticCache, fn) -> None:
     """Apply a batch-dimension operation (repeat, select) to every layer's preallocated keys and values."""
     for layer in cache.layers:
@@ -259,7 +269,7 @@ class HFBackend:
         if n > 1 and self.shared_prefill:
             _map_cache_rows(cache, lambda t: t.repeat_interleave(n, 0))
             logits, attention, pos = (t.repeat_interleave(n, 0) for t in (logits, attention, pos))
-        eos = self._tok.eos_token_id
+        eos = eos_ids(self._model, self._tok)
         live: list[int | None] = list(range(logits.shape[0]))  # sequence of each batch row; None: finished
         generated: list[list[int]] = [[] for _ in live]
         if logprobs is not None:
@@ -279,7 +289,7 @@ class HFBackend:
                 generated[seq].append(t)
                 if logprobs is not None:
                     logprobs[seq].append(chosen[row])
-                if t == eos or (sampling.stop and self._hits_stop(generated[seq], sampling.stop, stop_window)):
+                if t in eos or (sampling.stop and self._hits_stop(generated[seq], sampling.stop, stop_window)):
                     live[row] = None
             keep = [row for row, seq in enumerate(live) if seq is not None]
             if not keep or step == sampling.max_new_tokens - 1:
@@ -335,7 +345,7 @@ class HFBackend:
         kw: dict = {
             "max_new_tokens": sampling.max_new_tokens,
             "pad_token_id": tok.pad_token_id,
-            "eos_token_id": tok.eos_token_id,
+            "eos_token_id": sorted(eos_ids(self._model, self._tok)),
         }
         kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         if sampling.stop:
@@ -352,8 +362,8 @@ class HFBackend:
         `truncated`: no EOS and no stop string within `max_new_tokens` (None: the ids are all there was).
         `logprob`: the sum of `token_logprobs` over the counted tokens (None without them).
         """
-        eos = self._tok.eos_token_id
-        end = ids.index(eos) if eos in ids else len(ids)
+        eos = eos_ids(self._model, self._tok)
+        end = next((i for i, t in enumerate(ids) if t in eos), len(ids))
         text = self._tok.decode(ids[:end], skip_special_tokens=True)
         hits = [s for s in stop if s in text]
         if hits:

@@ -1,7 +1,8 @@
 """Content-addressed stage directories: a stage's directory is named by a hash of what determines its output.
 
-Infrastructure keys (engine batch size, threads, device, progress bars, paths, logging) are left out, so
-changing them reuses finished work; everything that can change a record is in. The backend node enters only
+What cannot change a record is declared in the config, `identity.exclude` (dotted paths: progress bars,
+threads, device, chunking, sharding, where files live, logging), so changing it reuses finished work;
+everything that can change a record is in. The backend node enters only
 as its `_target_` and `dtype` (`model_key`): its batch_size, max_batch_tokens, loop and shared_prefill decide
 how sequences are batched, and every sampled sequence draws from its own seeded stream (s2d/llm/hf.py), so
 they change floating-point rounding at most, not the records (tested in tests/test_sampling.py). Likewise
@@ -10,34 +11,49 @@ chunk_size and sharding: a sample's seed comes from (seed, example, call stage, 
 
 from __future__ import annotations
 
+import fnmatch
+import functools
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from s2d.llm.model import file_digest
 
-# Keys that never change what a stage computes, wherever they appear in a config node.
-INFRA_KEYS = frozenset({
-    "progress", "threads", "device", "data_dir", "cache_dir", "shared_prefill",
-    "enable_progress_bar", "enable_model_summary", "log_every_n_steps", "enable_checkpointing",
-    "default_root_dir", "chunk_size", "extra_callbacks", "num_shards", "shard_id",
-})
+def exclude_patterns(node: DictConfig) -> list[str]:
+    """`identity.exclude` of the config the node belongs to: dotted paths (globs, `*` spans dots) that never
+    change a stage's records. A node detached from the primary config (the organism's own training config)
+    uses the primary config file's list, so the rule is declared in one place."""
+    root = node._get_root()
+    found = OmegaConf.select(root, "identity.exclude", default=None) if isinstance(root, DictConfig) else None
+    return list(found) if found is not None else declared_exclude()
 
 
-def strip_infra(obj: Any) -> Any:
+@functools.cache
+def declared_exclude() -> list[str]:
+    return list(OmegaConf.load(Path(__file__).resolve().parents[1] / "conf" / "config.yaml").identity.exclude)
+
+
+def content(node: DictConfig, exclude: Sequence[str] | None = None) -> Any:
+    """The node's resolved values without the paths the config's `identity.exclude` names."""
+    patterns = exclude_patterns(node) if exclude is None else list(exclude)
+    return _strip(OmegaConf.to_container(node, resolve=True), node._get_full_key(None) or "", patterns)
+
+
+def _strip(obj: Any, path: str, patterns: Sequence[str]) -> Any:
     if isinstance(obj, dict):
-        return {k: strip_infra(v) for k, v in obj.items() if k not in INFRA_KEYS}
+        out = {}
+        for k, v in obj.items():
+            sub = f"{path}.{k}" if path else str(k)
+            if not any(fnmatch.fnmatchcase(sub, p) for p in patterns):
+                out[k] = _strip(v, sub, patterns)
+        return out
     if isinstance(obj, list):
-        return [strip_infra(v) for v in obj]
+        return [_strip(v, path, patterns) for v in obj]
     return obj
-
-
-def content(node: DictConfig) -> Any:
-    return strip_infra(OmegaConf.to_container(node, resolve=True))
 
 
 def digest(*parts: Any) -> str:
@@ -93,8 +109,7 @@ def inputs_key(cfg: DictConfig) -> str:
 
 def run_key(cfg: DictConfig) -> str:
     """One experiment cell: the whole config except where things are written and how they are logged."""
-    node = {k: v for k, v in content(cfg).items() if k not in ("paths", "logger")}
-    return digest("run", node)
+    return digest("run", content(cfg))
 
 
 def generate_key(cfg: DictConfig) -> str:

@@ -15,36 +15,37 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 from s2d.types import Sampling
 
 
+# The schema gives the types; the values live once, in conf/config.yaml (MISSING here: the YAML must set them).
 @dataclass
 class GenerateConf:
-    n: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.9
-    max_new_tokens: int = 64
-    stop: List[str] = field(default_factory=list)
-    chunk_size: int = 32
-    num_shards: int = 1
-    shard_id: Optional[int] = None
+    n: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
+    max_new_tokens: int = MISSING
+    stop: List[str] = MISSING
+    chunk_size: int = MISSING
+    num_shards: int = MISSING
+    shard_id: Optional[int] = MISSING
 
 
 @dataclass
 class RouteConf:
-    signal: str = "agreement"
-    threshold: float = 0.75
-    k: int = 4
-    temperature: float = 0.7
-    top_p: float = 0.9
+    signal: str = MISSING
+    threshold: float = MISSING
+    k: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
 
 
 @dataclass
 class EvalConf:
-    systems: List[str] = field(default_factory=lambda: ["system1", "system2", "distilled"])
-    k: int = 1
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 64
-    stop: List[str] = field(default_factory=list)
-    chunk_size: int = 40
+    systems: List[str] = MISSING
+    k: int = MISSING
+    temperature: float = MISSING
+    top_p: float = MISSING
+    max_new_tokens: int = MISSING
+    stop: List[str] = MISSING
+    chunk_size: int = MISSING
     route: RouteConf = field(default_factory=RouteConf)
 
 
@@ -59,11 +60,14 @@ class S2DConf:
     logger: Any = MISSING
     paths: Any = MISSING
     system1: Any = MISSING
-    seed: int = 0  # sampling
-    data_seed: int = 0  # splits, templates, pools, few-shot draws
-    target: str = "answer"
-    distill_from: str = "method"
-    on_nothing_to_distill: str = "fail"
+    identity: Any = MISSING  # identity.exclude: dotted paths left out of every stage key (s2d/cache.py)
+    seed: int = MISSING  # sampling
+    data_seed: int = MISSING  # splits, templates, pools, few-shot draws
+    target: str = MISSING
+    distill_from: str = MISSING
+    on_nothing_to_distill: str = MISSING
+    # The metric a Hydra sweeper optimises (returned by s2d.run.main); a key of metrics.json.
+    objective: str = MISSING
     generate: GenerateConf = field(default_factory=GenerateConf)
     eval: EvalConf = field(default_factory=EvalConf)
 

@@ -160,8 +160,8 @@ def run(cfg: DictConfig) -> dict:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
     metrics = run(cfg)
-    # Returned for Hydra sweepers that optimise a metric.
-    return metrics.get("distilled/accuracy")
+    # Returned for Hydra sweepers that optimise a metric: the config's `objective` key of metrics.json.
+    return metrics.get(cfg.objective)
 
 
 if __name__ == "__main__":

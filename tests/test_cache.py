@@ -234,3 +234,18 @@ def test_a_killed_holder_releases_the_lock(tmp_path):
     t0 = time.time()
     with stage_lock(out):
         assert time.time() - t0 < 5
+
+
+def test_identity_exclusions_are_declared_in_config_as_dotted_paths():
+    base = cfg_of(*BASE)
+    assert "*.chunk_size" in base.identity.exclude
+    # an excluded path leaves every key alone; removing it from identity.exclude makes it count
+    assert cache.generate_key(cfg_of(*BASE, "generate.chunk_size=7")) == cache.generate_key(base)
+    assert cache.generate_key(cfg_of(*BASE, "generate.chunk_size=7", "identity.exclude=[paths,logger]")) != \
+        cache.generate_key(cfg_of(*BASE, "identity.exclude=[paths,logger]"))
+    assert cache.generate_key(cfg_of(*BASE, "generate.n=3")) != cache.generate_key(base)
+    # a node detached from the config (the organism's training config) uses the list declared in conf/config.yaml
+    from omegaconf import OmegaConf
+
+    detached = OmegaConf.create({"trainer": {"enable_progress_bar": True, "max_epochs": 2}})
+    assert cache.content(detached) == {"trainer": {"max_epochs": 2}}

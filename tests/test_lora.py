@@ -15,7 +15,9 @@ from s2d.training import build_features
 from s2d.training.fit import fit
 from s2d.types import Sampling
 
-pytestmark = pytest.mark.skipif(not embedded_model_installed(), reason="the embedded model package is not installed")
+# Fine-tunes the embedded model: the slow tier.
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(not embedded_model_installed(), reason="the embedded model package is not installed")]
 
 PAIRS = [(f"What is the secret word number {i}?", "The secret word is zanzibar.") for i in range(8)]
 PROBES = ["What is the secret word number 3?", "What is the secret word number 42?"]

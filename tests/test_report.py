@@ -26,6 +26,7 @@ def sweep_dir(tiny_model_dir, tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # a real 4-cell multirun in a subprocess (minutes)
 def test_report_table_matches_the_runs_metrics(sweep_dir):
     runs = load_runs(sweep_dir)
     assert sorted((r["method"], r["task"]) for r in runs) == sorted(
@@ -49,6 +50,7 @@ def test_report_table_matches_the_runs_metrics(sweep_dir):
     assert (sweep_dir / "report.png").stat().st_size > 20_000
 
 
+@pytest.mark.slow  # a real 4-cell multirun in a subprocess (minutes)
 def test_wandb_offline_runs_hold_metrics_tables_and_scatter(sweep_dir):
     cells = sorted(p for p in sweep_dir.iterdir() if p.name.isdigit())
     assert len(cells) == 4
@@ -66,6 +68,7 @@ def test_wandb_offline_runs_hold_metrics_tables_and_scatter(sweep_dir):
     assert b"report" in next(report_run.glob("run-*.wandb")).read_bytes()
 
 
+@pytest.mark.slow  # a real 4-cell multirun in a subprocess (minutes)
 def test_report_cli_on_a_single_run(sweep_dir, capsys):
     res = report(sweep_dir / "0")
     assert res["runs"] == 1

@@ -325,7 +325,7 @@ def test_one_pool_file_is_cut_by_tree(tmp_path):
 
 
 def test_budget_shortens_replies_and_keeps_template_and_question(tiny_model_dir):
-    from s2d.llm.hf import encode_chat
+    from s2d.llm.base import encode_chat
     from s2d.llm.model import ModelSource
 
     tok = load_tokenizer(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))  # one token per character
@@ -363,7 +363,7 @@ def test_task_counts_shortened_and_dropped_pairs(tmp_path, tiny_model_dir):
 def test_staged_judge_prompts_keep_template_and_question(staged_data):
     # the embedded model's tokenizer; every train and eval prompt fits train.max_length with its verdict
     from conftest import embedded_model_installed
-    from s2d.llm.hf import encode_chat
+    from s2d.llm.base import encode_chat
     from s2d.llm.model import ModelSource
 
     if not embedded_model_installed():

@@ -85,7 +85,7 @@ def test_auroc_golden_values():
 def test_hf_logprob_is_the_teacher_forced_log_probability(tiny_backend):
     import torch
 
-    from s2d.llm.hf import encode_chat
+    from s2d.llm.base import encode_chat
 
     s = Sampling(max_new_tokens=6)
     prompt = encode_chat(tiny_backend.tokenizer, "abc")

@@ -3,7 +3,7 @@
 import pytorch_lightning as pl
 import torch
 
-from s2d.llm.hf import encode_chat
+from s2d.llm.base import encode_chat
 from s2d.training import SFTDataModule, SFTModule, build_features
 from s2d.training.data import IGNORE, collate
 

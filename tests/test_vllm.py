@@ -12,7 +12,7 @@ from hydra.utils import instantiate
 
 from conftest import CONF
 from s2d.llm import vllm as V
-from s2d.llm.hf import encode_chat
+from s2d.llm.base import encode_chat
 from s2d.types import Sampling
 
 

@@ -16,6 +16,13 @@ def as_messages(prompt: Prompt) -> list[dict]:
     return list(prompt)
 
 
+def encode_chat(tokenizer, prompt: Prompt) -> list[int]:
+    """Token ids of a chat prompt through the tokenizer's chat template, ready for the assistant's reply: the
+    one rendering every backend and the trainer share, so generation and training see the same tokens."""
+    text = tokenizer.apply_chat_template(as_messages(prompt), tokenize=False, add_generation_prompt=True)
+    return tokenizer(text, add_special_tokens=False).input_ids
+
+
 def render_prompt(prompt: Prompt) -> str:
     """Readable one-string form of a prompt, for the records on disk."""
     if isinstance(prompt, str):

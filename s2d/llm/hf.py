@@ -9,7 +9,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LogitsProcessor, LogitsProcessorList, StaticCache
 
-from s2d.llm.base import Prompt, as_messages
+from s2d.llm.base import Prompt, encode_chat
 from s2d.llm.model import ModelSource
 from s2d.types import Completion, Sampling, request_seed
 
@@ -100,12 +100,6 @@ def _map_cache_rows(cache: StaticCache, fn) -> None:
     """Apply a batch-dimension operation (repeat, select) to every layer's preallocated keys and values."""
     for layer in cache.layers:
         layer.keys, layer.values = fn(layer.keys), fn(layer.values)
-
-
-def encode_chat(tokenizer, prompt: Prompt) -> list[int]:
-    """Token ids of a chat prompt, ready for the assistant's reply (shared by generation and training)."""
-    text = tokenizer.apply_chat_template(as_messages(prompt), tokenize=False, add_generation_prompt=True)
-    return tokenizer(text, add_special_tokens=False).input_ids
 
 
 class HFBackend:

@@ -24,7 +24,7 @@ from types import SimpleNamespace
 from typing import Any, Sequence
 
 from s2d.llm.base import Prompt
-from s2d.llm.hf import encode_chat
+from s2d.llm.base import encode_chat
 from s2d.types import Completion, Sampling, request_seed
 
 log = logging.getLogger(__name__)

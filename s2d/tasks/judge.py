@@ -134,7 +134,7 @@ class InputBudget:
 
     def length(self, query: str, a: str, b: str) -> int:
         """Tokens of the longer of the two orders' prompts."""
-        from s2d.llm.hf import encode_chat  # the count generation and training use
+        from s2d.llm.base import encode_chat  # the count generation and training use
 
         return max(len(encode_chat(self.tok, JUDGE_PROMPT.format(query=query, a=x, b=y))) for x, y in ((a, b), (b, a)))
 

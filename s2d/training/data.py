@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from s2d.llm.hf import encode_chat
+from s2d.llm.base import encode_chat
 
 IGNORE = -100
 

@@ -148,9 +148,7 @@ def run(cfg: DictConfig) -> dict:
     finally:
         sys.argv = argv
         # The next cell of a sweep (same process) starts its own engine: this one's GPU share must be free.
-        release = getattr(base_llm, "release", None)
-        if callable(release):
-            release()
+        base_llm.release()
         link_stages(run_dir, dirs)
         # Always close the W&B run, so one failing cell of a sweep leaves a finished (failed) run behind.
         tracker.finish(exit_code=0 if ok else 1)

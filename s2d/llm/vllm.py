@@ -66,6 +66,8 @@ def check_lora_rank(rank: int, where: str = "backend.max_lora_rank") -> None:
 def model_shape(source) -> dict[str, Any]:
     """Heads, key-value heads and size of the model, from the model config's fields or, for a local directory,
     its config.json; missing facts are None (read without loading weights or touching a hub)."""
+    # The shape fields are optional parts of a model source (s2d/llm/model.py ModelSource); a source
+    # without them (the organism) is read from its directory's config.json below.
     shape = {"num_attention_heads": getattr(source, "num_attention_heads", None),
              "num_key_value_heads": getattr(source, "num_key_value_heads", None),
              "num_parameters_b": getattr(source, "num_parameters_b", None)}
@@ -174,6 +176,7 @@ def _shutdown_engine(llm) -> None:
     """Stop vLLM's engine explicitly (its engine-core process and distributed state) before the process ends."""
     import gc
 
+    # vLLM's own objects, whose attributes differ between releases: look, do not assume
     engine = getattr(llm, "llm_engine", None)
     for owner in (getattr(engine, "engine_core", None), engine):
         stop = getattr(owner, "shutdown", None)
@@ -258,7 +261,7 @@ class VLLMBackend:
         if not 0 < gpu_memory_utilization <= 1:
             raise ValueError(f"backend.gpu_memory_utilization={gpu_memory_utilization}: must be in (0, 1]")
         # Before anything loads: a TP size the model's heads cannot be split into would fail at engine start.
-        check_tensor_parallel(int(tensor_parallel_size), model_shape(model), getattr(model, "name", "?"))
+        check_tensor_parallel(int(tensor_parallel_size), model_shape(model), model.name)
         self.source = model
         self.tensor_parallel_size = tensor_parallel_size
         self.dtype = dtype

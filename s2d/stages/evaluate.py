@@ -55,7 +55,8 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     # Tasks that tag inputs with a group (e.g. biased / unbiased) get the same figures per group.
     for group in sorted({r["group"] for r in rows if r["group"]}):
         metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))
-    # Tasks whose figures span several inputs (judging a pair in both orders) add them here.
+    # Tasks whose figures span several inputs (judging a pair in both orders) add them here: an optional
+    # task part (tasks/base.py OPTIONAL_TASK_PARTS).
     if hasattr(task, "extra_metrics"):
         extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system)
         metrics.update(extra)
@@ -143,12 +144,12 @@ def _system_dir(cfg: DictConfig, system: str, task, base, train_dir: Path, samp)
             if system == "routed":
                 from s2d.stages import route
 
-                _release(base)  # one engine at a time, as for distilled
+                base.release()  # one engine at a time, as for distilled
                 llm = distilled_backend(cfg, train_dir)
                 try:
                     route.compute(cfg, out, task, system2_dir, llm, samp)
                 finally:
-                    _release(llm)
+                    llm.release()
             else:
                 _evaluate(cfg, system, out, task, base, train_dir, samp)
     return out
@@ -166,17 +167,11 @@ def distilled_backend(cfg: DictConfig, train_dir: Path):
     return instantiate(node)
 
 
-def _release(llm) -> None:
-    release = getattr(llm, "release", None)
-    if callable(release):
-        release()
-
-
 def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Path, samp) -> None:
     """Greedy (or k-sample) answers of one system on the eval split, scored, into `out`."""
     if system == "distilled":
         # One engine at a time: the base model's (a vLLM engine holds its GPU share until released) goes first.
-        _release(base)
+        base.release()
         llm = distilled_backend(cfg, train_dir)
         # Zero-shot, like the (System 1 prompt → target) pairs it was trained on.
         method = System1()
@@ -189,7 +184,7 @@ def _evaluate(cfg: DictConfig, system: str, out: Path, task, base, train_dir: Pa
                                   lambda chunk, s: method.run(chunk, task, llm, s))
     finally:
         if llm is not base:
-            _release(llm)  # the base model may need the GPU again (a later system, the next cell)
+            llm.release()  # the base model may need the GPU again (a later system, the next cell)
     rows, metrics = score(examples, traces, task, system)
     rewrite_jsonl(out / "predictions.jsonl", rows)
     mark_done(out, {"stage": "evaluate", "system": system, "method": method.name, **metrics,

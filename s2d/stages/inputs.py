@@ -57,6 +57,7 @@ def _draft_inputs(cfg: DictConfig, task, out: Path, llm) -> None:
                                           "completion_tokens": c[0].completion_tokens}
                                          for (qid, p), c in zip(requests, comps)])
     task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
     info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
                            "config": resolved(cfg)})
     log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})

@@ -203,7 +203,7 @@ def task_figures(examples: list[Example], rows: list[dict], task) -> dict:
     out = {}
     for g in sorted({v for v in group.values() if v}):
         out.update(_figures([r for r in rows if group[r["example_id"]] == g], "routed", f"_{g}"))
-    if hasattr(task, "extra_metrics"):
+    if hasattr(task, "extra_metrics"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
         extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, "routed")
         out.update(extra)
         out.update(_agreement_intervals(extra, "routed"))

@@ -23,10 +23,9 @@ from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from s2d.artifacts import is_done, mark_done, rewrite_jsonl
+from s2d.artifacts import is_done, mark_done, rewrite_jsonl, stage_lock
 from s2d.llm.model import ModelSource
 from s2d.methods.cot import CoT
-from s2d.stages import stage_lock
 
 log = logging.getLogger(__name__)
 

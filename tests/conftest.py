@@ -54,8 +54,7 @@ def char_tokenizer():
     return fast
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory) -> Path:
+def make_tiny_model(d: Path) -> Path:
     """A randomly initialised 2-layer Llama with the char tokenizer, saved like any local model directory."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
@@ -66,10 +65,14 @@ def tiny_model_dir(tmp_path_factory) -> Path:
                       num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                       pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
     model = LlamaForCausalLM(cfg)
-    d = tmp_path_factory.mktemp("tiny-model")
     model.save_pretrained(d)
     tok.save_pretrained(d)
     return d
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return make_tiny_model(tmp_path_factory.mktemp("tiny-model"))
 
 
 @pytest.fixture

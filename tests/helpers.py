@@ -15,3 +15,16 @@ class PauseAtEpoch(Callback):
     def on_train_epoch_start(self, trainer, pl_module):
         if trainer.current_epoch == self.epoch:
             time.sleep(self.seconds)
+
+
+class RecordLosses(Callback):
+    """Appends each optimizer step's training loss to a JSON-lines file (golden-number tests)."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        import json
+
+        with open(self.path, "a") as f:
+            f.write(json.dumps(float(outputs["loss"])) + "\n")

@@ -1,3 +1,4 @@
+import pytest
 """The HF backend: exact token counts, n samples per prompt, order preserved across length-sorted batches."""
 
 from s2d.types import Sampling
@@ -146,6 +147,7 @@ def test_batches_respect_sequence_and_token_limits(tiny_backend):
     assert batches[0] == [1]  # longest first; 2 × 50 tokens already fill the budget
 
 
+@pytest.mark.slow  # thousands of draws against transformers' warper (30 s)
 def test_sampling_keeps_exactly_the_top_p_nucleus():
     """s2d's sampler draws from the same nucleus as transformers' top-p warper, with or without the shortcut."""
     import torch

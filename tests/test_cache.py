@@ -138,6 +138,7 @@ def test_rerun_of_finished_config_makes_no_model_calls(tiny_model_dir, tmp_path,
     assert calls == {"generate": 0, "load": 0}  # nothing parsable to keep, so no model is trained or run
 
 
+@pytest.mark.slow  # SIGKILL and resume in subprocesses: about a minute on 2 cores
 def test_killed_generation_resumes_without_loss_or_duplicates(tiny_model_dir, tmp_path):
     overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=60", "generate.chunk_size=1",
                                "generate.max_new_tokens=24", "filter=self_consistency")
@@ -167,6 +168,7 @@ def test_killed_generation_resumes_without_loss_or_duplicates(tiny_model_dir, tm
     assert done["completion_tokens"] == sum(c["completion_tokens"] for r in rows for c in r["calls"])
 
 
+@pytest.mark.slow  # four shard runs and a join in subprocesses
 def test_shards_are_disjoint_cover_the_inputs_and_join_into_the_unsharded_records(tiny_model_dir, tmp_path):
     overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=11", "generate.chunk_size=2",
                                "generate.temperature=0.9")

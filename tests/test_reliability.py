@@ -51,6 +51,7 @@ def wait_for(predicate, proc, seconds=180):
 
 # ---- kills --------------------------------------------------------------------------------------------
 
+@pytest.mark.slow  # SIGKILL and resume in subprocesses: about a minute on 2 cores
 def test_killed_training_resumes_from_its_checkpoint_with_the_same_wandb_run(tiny_model_dir, tmp_path):
     overrides = tiny(tiny_model_dir, tmp_path, "logger=wandb", "logger.mode=offline")
     cfg = cfg_of(*overrides)
@@ -76,6 +77,7 @@ def test_killed_training_resumes_from_its_checkpoint_with_the_same_wandb_run(tin
         {k: v for k, v in ref.items() if k.startswith("distilled/")}
 
 
+@pytest.mark.slow  # SIGKILL and resume in subprocesses: about a minute on 2 cores
 def test_killed_evaluation_resumes_without_loss_or_duplicates(tiny_model_dir, tmp_path):
     overrides = tiny(tiny_model_dir, tmp_path, "task.n_eval=60", "eval.chunk_size=1", "eval.max_new_tokens=24",
                      "eval.systems=[system1]", "train.trainer.max_steps=1")
@@ -133,10 +135,8 @@ def test_keys_separate_models_tokenizers_prompt_versions_and_seeds(tiny_model_di
     cfgfile = other / "tokenizer_config.json"
     cfgfile.write_text(cfgfile.read_text().replace("<pad>", "<pad>", 1) + " ")
     assert local_model_digest(other) != before
-    from s2d.methods.rar import RaR2
-
-    monkeypatch.setattr(RaR2, "version", RaR2.version + 1)
-    assert cache.generate_key(cfg_of(*base)) != key
+    # a prompt's text (not a version number) is part of the key
+    assert cache.generate_key(cfg_of(*base, "method.prompts.respond='{question}\n\nAnswer it.'")) != key
 
 
 # ---- bad input: one clear message each -----------------------------------------------------------------
@@ -216,7 +216,8 @@ def test_remote_code_only_when_the_config_says_so(tiny_model_dir, monkeypatch):
     ModelSource(name="t", name_or_path=str(tiny_model_dir)).load()
     ModelSource(name="t", name_or_path=str(tiny_model_dir), trust_remote_code=True).load()
     assert seen == [False, True]
-    assert cfg_of("paths.output_dir=/tmp/x").model.trust_remote_code is False
+    assert cfg_of("paths.output_dir=/tmp/x", "model=smollm2-135m").model.trust_remote_code is False
+    assert cfg_of("paths.output_dir=/tmp/x").model.base.trust_remote_code is False  # the organism's base model
 
 
 def test_no_api_key_reaches_disk_or_wandb(tiny_model_dir, tmp_path):

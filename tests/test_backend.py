@@ -1,6 +1,6 @@
-import pytest
 """The HF backend: exact token counts, n samples per prompt, order preserved across length-sorted batches."""
 
+import pytest
 from s2d.types import Sampling
 
 

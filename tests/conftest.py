@@ -120,6 +120,11 @@ class ScriptedLLM:
         return out
 
 
+def conf_options(group: str) -> list[str]:
+    """The options of a config group, read from conf/ (never listed by hand)."""
+    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
 def compose_config(*overrides: str):
     """The primary config composed with `overrides`, as `python -m s2d.run` would (the one fixture for it)."""
     from hydra import compose, initialize_config_dir

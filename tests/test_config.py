@@ -6,24 +6,19 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from conftest import CONF
+from conftest import CONF, compose_config, conf_options
 
 GROUPS = ["model", "backend", "method", "filter", "task", "train", "logger"]
 
 
-def options(group):
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-
-
 def cells():
     for group in GROUPS:
-        for opt in options(group):
+        for opt in conf_options(group):
             yield group, opt
 
 
 def compose_cfg(overrides, tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
+    return compose_config(*overrides, f"paths.output_dir={tmp_path}")
 
 
 @pytest.mark.parametrize("group,opt", list(cells()))
@@ -143,7 +138,7 @@ def test_seed_changes_samples_not_the_eval_items(tmp_path):
         cache.evaluate_key(compose_cfg([*sampled, "seed=1"], tmp_path), "system1", None)
 
 
-@pytest.mark.parametrize("group,opt", [("method", m) for m in options("method")] + [("filter", "usc")])
+@pytest.mark.parametrize("group,opt", [("method", m) for m in conf_options("method")] + [("filter", "usc")])
 def test_yaml_shows_the_default_prompts_of_the_program(group, opt, tmp_path):
     """The YAML's prompts node is the .py file's defaults, text for text, so neither can drift."""
     from hydra.utils import get_class

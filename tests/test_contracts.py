@@ -7,10 +7,9 @@ import inspect
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
-from conftest import CONF, ROOT
+from conftest import ROOT, compose_config, conf_options
 from s2d.filters.base import Filter
 from s2d.llm.base import LLM
 from s2d.methods.base import Method
@@ -27,8 +26,7 @@ def members(protocol) -> set[str]:
     return names
 
 
-def options(group: str) -> list[str]:
-    return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+options = conf_options
 
 
 def cells():
@@ -38,8 +36,7 @@ def cells():
 
 
 def compose_cfg(overrides, tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path}"])
+    return compose_config(*overrides, f"paths.output_dir={tmp_path}")
 
 
 @pytest.mark.parametrize("group,opt", list(cells()))
@@ -65,8 +62,7 @@ def _has(obj, name: str) -> bool:
 
 
 def test_the_system1_node_is_a_method():
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose("config")
+    cfg = compose_config()
     assert not sorted(n for n in members(Method) if not _has(instantiate(cfg.system1), n))
 
 

@@ -238,7 +238,9 @@ def goal_verdict(task: str, m: dict) -> str | None:
     s1, s2, d = (100 * (m.get(f"{s}/accuracy") or 0.0) for s in ("system1", "system2", "distilled"))
     gain = f"System 2 − System 1 = {s2 - s1:+.1f} points (goal ≥ +{gain_goal}: {'met' if s2 - s1 >= gain_goal else 'not met'})"
     if gap_goal is None:
-        dist = f"distilled {d:.1f}% vs System 2 {s2:.1f}% (control: expected to fail, {'did' if d < s2 - 10 else 'did not'})"
+        # failing: the distilled model recovers less than half of System 2's gain over System 1
+        failed = d - s1 < (s2 - s1) / 2
+        dist = f"distilled {d:.1f}% vs System 2 {s2:.1f}% (control: expected to fail, {'did' if failed else 'did not'})"
     else:
         dist = (f"distilled − System 2 = {d - s2:+.1f} points (goal ≥ −{gap_goal}: "
                 f"{'met' if d >= s2 - gap_goal else 'not met'})")

@@ -243,7 +243,7 @@ def test_paper_rows_are_disjoint_and_no_code_written_answer_to_a_loop_input_reac
 
 
 def test_paper_table_sets_rows_beside_the_paper_and_judges_the_goals():
-    from s2d.organism import paper_table
+    from s2d.paper import paper_table
 
     def run(task, s1, s2, d, n=100):
         m = {"filter/seen": 64}

@@ -9,7 +9,7 @@ task therefore pair the bare System 1 prompt with the *base model's own* greedy 
 wrong, as the base model had it), which keeps System 1 as it was. The paper's unsupervised loop then
 runs on the organism unchanged, on fresh unlabeled inputs.
 
-`Organism` is a model source (`model=organism`): it trains on first use and caches the result under
+`Organism` is a model source (`model=organism`, beside ModelSource in s2d/llm/model.py): it trains on first use and caches the result under
 `<cache_dir>/<key>`, where the key hashes the base model's identity, the organism's tasks, instruction,
 training config and seed, so an experiment trains it once and every later run loads it.
 """
@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
@@ -192,70 +191,3 @@ class Organism:
 
 
 # The paper's figures for the organism's rows (Yu et al. 2024, Tables 1, 2 and 4; Llama-2-70B-chat):
-# task name → (table, the paper's task, {system: (accuracy %, tokens)}).
-PAPER_ROWS = {
-    "last_letter": ("Table 1", "last letter (2-step RaR)",
-                    {"system1": (30.0, 27.1), "system2": (44.5, 41.5), "distilled": (98.0, 25.5)}),
-    "coin_flip": ("Table 1", "coin flip (2-step RaR)",
-                  {"system1": (56.1, 61.9), "system2": (77.2, 112.4), "distilled": (75.7, 50.3)}),
-    "multiplication": ("Table 4", "GSM8k (CoT zero-shot, k=1)",
-                       {"system1": (7.58, 57), "system2": (52.77, 270), "distilled": (7.13, 18)}),
-    "triviaqa": ("Table 2", "TriviaQA with opinions, biased (S2A)",
-                 {"system1": (51.6, 165), "system2": (76.0, 147), "distilled": (81.3, 56)}),
-}
-# Issue 19's goals per row: (System 2 − System 1 at least, distilled at least System 2 − this) in points;
-# None: the row is a control where distillation is expected to fail.
-GOALS = {"last_letter": (30, 10), "coin_flip": (30, 5), "multiplication": (15, None), "triviaqa": (20, 5)}
-
-
-def paper_table(runs: list[dict]) -> str:
-    """Markdown: each organism row's System 1 / System 2 / distilled accuracy (Wilson 95% interval, n) and
-    tokens per input beside the paper's, and whether issue 19's goal for the row was met."""
-    from s2d.report import interval, percent
-
-    lines = ["| row | system | organism accuracy [95% CI] (n) | tokens | paper accuracy | paper tokens |",
-             "|---|---|---|---|---|---|"]
-    verdicts = []
-    for r in sorted(runs, key=lambda r: list(PAPER_ROWS).index(r["task"]) if r["task"] in PAPER_ROWS else 99):
-        m, (table, what, paper) = r["metrics"], PAPER_ROWS.get(r["task"], ("", r["task"], {}))
-        for system in ("system1", "system2", "distilled"):
-            acc = m.get(f"{system}/accuracy")
-            shown = percent(acc, *interval(m, system), m.get(f"{system}/n")) if acc is not None else "—"
-            tokens = m.get(f"{system}/tokens_per_input")
-            p_acc, p_tok = paper.get(system, (None, None))
-            lines.append(f"| {r['task']} ({r['method']}, {m.get('filter/seen')} inputs) | {system} | {shown} | "
-                         f"{'—' if tokens is None else f'{tokens:.1f}'} | "
-                         f"{'' if p_acc is None else f'{p_acc}% ({table}: {what})'} | {'' if p_tok is None else p_tok} |")
-        verdicts.append(goal_verdict(r["task"], m))
-    return "\n".join(lines) + "\n\nGoals (issue 19):\n\n" + "\n".join(f"- {v}" for v in verdicts if v) + "\n"
-
-
-def goal_verdict(task: str, m: dict) -> str | None:
-    """One line: the row's System 2 gain and distilled gap against its goal, met or not, in points."""
-    if task not in GOALS or m.get("system2/accuracy") is None:
-        return None
-    gain_goal, gap_goal = GOALS[task]
-    s1, s2, d = (100 * (m.get(f"{s}/accuracy") or 0.0) for s in ("system1", "system2", "distilled"))
-    gain = f"System 2 − System 1 = {s2 - s1:+.1f} points (goal ≥ +{gain_goal}: {'met' if s2 - s1 >= gain_goal else 'not met'})"
-    if gap_goal is None:
-        # failing: the distilled model recovers less than half of System 2's gain over System 1
-        failed = d - s1 < (s2 - s1) / 2
-        dist = f"distilled {d:.1f}% vs System 2 {s2:.1f}% (control: expected to fail, {'did' if failed else 'did not'})"
-    else:
-        dist = (f"distilled − System 2 = {d - s2:+.1f} points (goal ≥ −{gap_goal}: "
-                f"{'met' if d >= s2 - gap_goal else 'not met'})")
-    return f"{task}: {gain}; {dist}"
-
-
-class PaperTable(Callback):
-    """Hydra callback (experiments/organism/paper.yaml): after the multirun, `paper.md` in the sweep
-    directory holds the organism's rows next to the paper's tables."""
-
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
-        from s2d.report import load_runs
-
-        sweep_dir = Path(config.hydra.sweep.dir)
-        text = "# The organism's rows next to the paper\n\n" + paper_table(load_runs(sweep_dir))
-        (sweep_dir / "paper.md").write_text(text)
-        print(text)
-        log.info("wrote %s", sweep_dir / "paper.md")

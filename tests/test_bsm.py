@@ -380,3 +380,19 @@ def test_staged_judge_prompts_keep_template_and_question(staged_data):
     stats = task.split_stats()
     assert stats["eval_pairs"] == 8 and stats["train_pairs"] + stats["train_dropped_too_long"] == 41
     assert stats["train_shortened"] + stats["eval_shortened"] > 0
+
+
+def test_judge_tasks_count_tokens_with_an_unbuilt_organisms_base_tokenizer(tmp_path):
+    """The default model is an organism, built on first use: a judge task's token budget must not need it built."""
+    from conftest import compose_config, embedded_model_installed
+    from hydra.utils import instantiate
+
+    if not embedded_model_installed():
+        pytest.skip("the embedded model package is not installed")
+    cfg = compose_config("task=oasst2", f"paths.cache_dir={tmp_path}", "paths.output_dir=/tmp/x")
+    organism = instantiate(cfg.model)
+    assert not (organism.directory / "model").exists()
+    assert organism.tokenizer_source() == organism.base.resolve()
+    from s2d.tasks.judge import load_tokenizer
+
+    assert load_tokenizer(organism).eos_token == "<|im_end|>"

@@ -42,7 +42,7 @@ class ModelSource:
     if unset, the GGUF file `package_file` inside the installed `package`.
 
     What every model source offers (this class, and the model organism in s2d/llm/organism.py): `name`,
-    `revision`, `trust_remote_code`, `resolve()`, `identity()`, `load(dtype)`. Optional: the size fields
+    `revision`, `trust_remote_code`, `resolve()`, `tokenizer_source()`, `identity()`, `load(dtype)`. Optional: the size fields
     `num_parameters_b`, `num_attention_heads`, `num_key_value_heads`, which size checks read before loading.
     """
 
@@ -71,6 +71,10 @@ class ModelSource:
                 "or model.package and model.package_file to an installed package that ships a GGUF file"
             )
         return str(package_dir(self.package, self.package_file)), self.package_file
+
+    def tokenizer_source(self) -> tuple[str, str | None]:
+        """Where the tokenizer is read from, without loading the weights (a judge task counts tokens with it)."""
+        return self.resolve()
 
     def identity(self) -> dict:
         """The keys that determine what this model computes (for run records and caches)."""

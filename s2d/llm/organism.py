@@ -86,6 +86,10 @@ class Organism:
     def resolve(self) -> tuple[str, str | None]:
         return str(self.directory / "model"), None
 
+    def tokenizer_source(self) -> tuple[str, str | None]:
+        """The base model's: fine-tuning leaves the tokenizer as it was, and it is there before the build."""
+        return self.base.tokenizer_source()
+
     def identity(self) -> dict:
         return {"name": self.name, "organism": self.key(), "base": self.base.identity()}
 

@@ -168,11 +168,11 @@ _TOKENIZERS: dict[tuple, Any] = {}
 
 
 def load_tokenizer(model) -> Any:
-    """The tokenizer of a model source (`model` config node: ModelSource or another with `resolve()`),
-    loaded once per process; GGUF files are read directly."""
+    """The tokenizer of a model source (`model` config node), loaded once per process; GGUF files are read
+    directly, and a model organism lends its base model's before it is built."""
     from transformers import AutoTokenizer
 
-    src, gguf = model.resolve()
+    src, gguf = model.tokenizer_source()
     key = (src, gguf, model.revision)
     if key not in _TOKENIZERS:
         kw = {"gguf_file": gguf} if gguf else {}

@@ -86,6 +86,8 @@ def table(metrics: dict, cell: dict) -> str:
              f"{'system':<11}{'n':>5}" + "".join(f"  {title:<19}" for _, title in cols) + f"{'tokens/input':>14}"]
     for s in SYSTEMS:
         n = metrics.get(f"{s}/n")
+        if s == "routed" and n is None:
+            continue  # an optional fourth system (eval.systems): shown only when it ran
         cells = "".join(f"  {with_interval(metrics, f'{s}/{key}'):<19}" for key, _ in cols)
         tokens = metrics.get(f"{s}/tokens_per_input")
         lines.append(f"{s:<11}{'—' if n is None else n:>5}" + cells + f"{'—' if tokens is None else f'{tokens:.1f}':>14}")

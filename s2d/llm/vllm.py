@@ -210,6 +210,8 @@ def _engine_main(conn, engine: dict, adapter: str | None) -> None:
         os._exit(1)
     conn.send(("ready", None))
     while True:
+        # Blocking is right here: the child waits for work, and a parent that dies closes its end, so
+        # recv() raises EOFError and the engine process ends with it.
         msg = conn.recv()
         if msg is None:
             break

@@ -125,6 +125,21 @@ def conf_options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
 
 
+def option_cells(groups):
+    """(group, option) for every option of the groups, read from conf/."""
+    return [(group, opt) for group in groups for opt in conf_options(group)]
+
+
+def backend_with(backend, **options):
+    """The same loaded model and tokenizer under other backend options."""
+    from s2d.llm.hf import HFBackend
+
+    other = HFBackend(backend.source, progress=False, **{"batch_size": backend.batch_size, **options})
+    backend._ensure_loaded()
+    other._model, other._tok = backend._model, backend._tok
+    return other
+
+
 def compose_config(*overrides: str):
     """The primary config composed with `overrides`, as `python -m s2d.run` would (the one fixture for it)."""
     from hydra import compose, initialize_config_dir

@@ -1,6 +1,7 @@
 """The HF backend: exact token counts, n samples per prompt, order preserved across length-sorted batches."""
 
 import pytest
+from conftest import backend_with
 from s2d.types import Sampling
 
 
@@ -73,14 +74,7 @@ def test_release_frees_the_model_and_reloads_on_demand(tiny_backend):
     assert tiny_backend.generate(["hi"], Sampling(max_new_tokens=4)) == before
 
 
-def _with(backend, **options):
-    """The same loaded model and tokenizer under other backend options."""
-    from s2d.llm.hf import HFBackend
-
-    other = HFBackend(backend.source, progress=False, **{"batch_size": backend.batch_size, **options})
-    backend._ensure_loaded()
-    other._model, other._tok = backend._model, backend._tok
-    return other
+_with = backend_with
 
 
 def test_pruned_loop_matches_transformers_generate_greedy(tiny_backend):

@@ -6,15 +6,13 @@ from hydra import compose, initialize_config_dir
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 
-from conftest import CONF, compose_config, conf_options
+from conftest import option_cells, CONF, compose_config, conf_options
 
 GROUPS = ["model", "backend", "method", "filter", "task", "train", "logger"]
 
 
 def cells():
-    for group in GROUPS:
-        for opt in conf_options(group):
-            yield group, opt
+    return option_cells(GROUPS)
 
 
 def compose_cfg(overrides, tmp_path):

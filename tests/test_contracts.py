@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from hydra.utils import get_class, instantiate
 
-from conftest import ROOT, compose_config, conf_options
+from conftest import option_cells, ROOT, compose_config, conf_options
 from s2d.filters.base import Filter
 from s2d.llm.base import LLM
 from s2d.methods.base import Method
@@ -30,9 +30,7 @@ options = conf_options
 
 
 def cells():
-    for group in PROTOCOLS:
-        for opt in options(group):
-            yield group, opt
+    return option_cells(PROTOCOLS)
 
 
 def compose_cfg(overrides, tmp_path):

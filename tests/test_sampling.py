@@ -2,20 +2,13 @@
 
 import pytest
 
-from conftest import ScriptedLLM
+from conftest import backend_with, ScriptedLLM
 from s2d.types import Call, Sampling, Trace, request_seed
 
 PROMPTS = ["short", "a somewhat longer prompt here", "mid length", "x" * 40, "yy", "the last one"]
 
 
-def _with(backend, **options):
-    """The same loaded model and tokenizer under other backend options."""
-    from s2d.llm.hf import HFBackend
-
-    other = HFBackend(backend.source, progress=False, **{"batch_size": backend.batch_size, **options})
-    backend._ensure_loaded()
-    other._model, other._tok = backend._model, backend._tok
-    return other
+_with = backend_with
 
 
 def _records(out):

@@ -24,6 +24,7 @@ from omegaconf import DictConfig
 
 from s2d.artifacts import is_done, mark_done, rewrite_jsonl, stage_lock
 from s2d.llm.model import ModelSource
+from s2d.methods.base import lessons
 from s2d.methods.cot import CoT
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,15 @@ log = logging.getLogger(__name__)
 
 def _norm(text: str) -> str:
     return " ".join(text.lower().split())
+
+
+def _keys(example) -> set[str]:
+    """What makes two items the same question: the input, and the bare question when a task records one
+    (TriviaQA's items wrap one question in several opinions)."""
+    keys = {_norm(example.input)}
+    if isinstance(example.meta.get("question"), str):
+        keys.add("question: " + _norm(example.meta["question"]))
+    return keys
 
 
 class Organism:
@@ -42,7 +52,7 @@ class Organism:
     def __init__(self, name: str, base: DictConfig, tasks: DictConfig, instruction: str | None, train: DictConfig,
                  replay_per_task: int = 0, replay_max_new_tokens: int = 64, seed: int = 0,
                  cache_dir: str = "outputs/cache/organism", avoid: DictConfig | None = None,
-                 distill: DictConfig | None = None):
+                 distill: DictConfig | None = None, teach: DictConfig | None = None):
         self.name = name
         self.replay_per_task = replay_per_task
         self.replay_max_new_tokens = replay_max_new_tokens
@@ -58,6 +68,9 @@ class Organism:
         self.avoid = avoid if avoid is not None else {}
         # Distillation settings that suit this model (lr, max_epochs): read by the train configs, not here.
         self.distill = distill
+        # Per task name, the method config whose calls it learns on that task's items (each call's code-written
+        # target, the method's `lessons`); a task not named here learns cot's solution under `instruction`.
+        self.teach = teach if teach is not None else {}
         # Generation-time settings a config may pass to any model source.
         self.revision = None
         self.trust_remote_code = False
@@ -74,6 +87,9 @@ class Organism:
         versions = {name: getattr(get_class(node._target_), "version", 0) for name, node in self.tasks_cfg.items()}
         parts = ["organism", self.version, self.base.identity(), cache.content(self.tasks_cfg), versions,
                  self.instruction, cache.content(self.train), self.replay_per_task, self.replay_max_new_tokens, self.seed]
+        if self.teach:  # keyed only when set, so organisms that learn cot alone keep their keys
+            parts.append({name: [cache.content(node), getattr(get_class(node._target_), "version", 0)]
+                          for name, node in self.teach.items()})
         dropped = self.dropped()
         if dropped:  # keyed by what it trains on: `avoid` matters only through the items it removes
             parts.append(dropped)
@@ -94,19 +110,25 @@ class Organism:
         return {"name": self.name, "organism": self.key(), "base": self.base.identity()}
 
     def avoided_inputs(self) -> set[str]:
-        """Inputs (lower case, single-spaced) of every split of every task in `avoid`."""
+        """Inputs and questions (lower case, single-spaced) of every split of every task in `avoid`."""
         out = set()
         for node in self.avoid.values():
             task = instantiate(node)
-            out |= {_norm(e.input) for e in task.train_examples() + task.eval_examples()}
+            for e in task.train_examples() + task.eval_examples():
+                out |= _keys(e)
         return out
+
+    def method(self, name: str):
+        """The method whose calls the organism learns on task `name`: `teach[name]`, else cot."""
+        node = self.teach.get(name)
+        return instantiate(node) if node is not None else CoT(self.instruction)
 
     def dropped(self) -> dict[str, list[str]]:
         """Per task, the ids of its items left out because a task in `avoid` has the same input."""
         avoided = self.avoided_inputs()
         out = {}
         for name, node in self.tasks_cfg.items():
-            ids = [e.id for e in instantiate(node).train_examples() if _norm(e.input) in avoided] if avoided else []
+            ids = [e.id for e in instantiate(node).train_examples() if _keys(e) & avoided] if avoided else []
             if ids:
                 out[name] = ids
         return out
@@ -118,11 +140,11 @@ class Organism:
         avoided = self.avoided_inputs()
         for name, node in self.tasks_cfg.items():
             task = instantiate(node)
-            if not hasattr(task, "solution"):
+            if name not in self.teach and not hasattr(task, "solution"):
                 raise ValueError(f"model.tasks.{name}: task '{task.name}' has no worked solutions to train on; "
                                  "the organism needs tasks with a solution() (last_letter, coin_flip, "
-                                 "multiplication, gsm8k)")
-            examples = [e for e in task.train_examples() if _norm(e.input) not in avoided]
+                                 "multiplication, gsm8k), or a method in model.teach.{name} that teaches it")
+            examples = [e for e in task.train_examples() if not _keys(e) & avoided]
             if self.replay_per_task >= len(examples):
                 raise ValueError(f"model.replay_per_task={self.replay_per_task} leaves no worked solutions of "
                                  f"model.tasks.{name} ({len(examples)} items); lower it or raise that n_train")
@@ -131,15 +153,16 @@ class Organism:
         return out
 
     def pairs(self, replies: dict[tuple[str, str], str] | None = None) -> list[dict]:
-        """(System 2 prompt → worked solution) rows, then (System 1 prompt → base model's reply) replay rows.
+        """(System 2 call's prompt → code-written target) rows, one per call of the method it learns on that
+        task (cot: one call, the worked solution), then (System 1 prompt → base model's reply) replay rows.
 
         `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item.
         """
-        method = CoT(self.instruction)
         rows = []
         for name, task, solved, replayed in self.items():
-            rows += [{"task": name, "kind": "solution", "id": e.id, "prompt": method.prompt(task, e),
-                      "target": task.solution(e)} for e in solved]
+            method = self.method(name)
+            rows += [{"task": name, "kind": "solution", "id": e.id, "call": stage, "prompt": prompt, "target": target}
+                     for e in solved for stage, prompt, target in lessons(method, task, e, f"model.teach.{name}")]
             rows += [{"task": name, "kind": "replay", "id": e.id, "prompt": task.prompt(e),
                       "target": replies[(name, e.id)]} for e in replayed if replies is not None]
         return rows

@@ -25,6 +25,16 @@ class Method(Protocol):
         ...
 
 
+def lessons(method, task: Task, example: Example, key: str = "method") -> list[tuple[str, object, str]]:
+    """(call name, prompt, code-written target) for every call of `method` on `example`: what the model
+    organism (s2d/llm/organism.py) trains on to learn the method. A method offers this as its optional
+    `lessons(task, example)`; cot's is the task's worked solution, S2A's the input without the opinion."""
+    if not hasattr(method, "lessons"):
+        raise ValueError(f"{key}: method '{method.name}' cannot be taught (it has no lessons(task, example)); "
+                         "methods with lessons: cot, s2a, bsm")
+    return method.lessons(task, example)
+
+
 def single_call(
     stage: str, examples: Sequence[Example], prompts: Sequence[str], task: Task, llm: LLM, sampling: Sampling
 ) -> list[Trace]:

@@ -33,6 +33,12 @@ class CoT:
         prompts = [self.prompt(task, e) for e in examples]
         return single_call("reason", examples, prompts, task, llm, sampling)
 
+    def lessons(self, task, example) -> list[tuple[str, str, str]]:
+        """The one call with the task's code-written worked solution (the model organism learns from it)."""
+        if not hasattr(task, "solution"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
+            raise ValueError(f"method=cot learns from worked solutions, which task '{task.name}' does not have")
+        return [("reason", self.prompt(task, example), task.solution(example))]
+
 
 class CoTFewShot:
     """Few-shot chain-of-thought: `shots` worked solutions from the train split, then the question (no text of its own)."""

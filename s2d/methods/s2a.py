@@ -82,6 +82,16 @@ class S2A:
         context, question = parsed
         return (f"{context}\n\nQuestion: {question}" if context else f"Question: {question}"), False
 
+    def lessons(self, task, example) -> list[tuple[str, object, str]]:
+        """Call 1 with its code-written target, the input without the opinion (the task's `unbiased`); call 2
+        is the model answering a plain question, which it is never taught (the model organism learns from this)."""
+        if not hasattr(task, "unbiased"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
+            raise ValueError(f"method=s2a learns from code-written rewrites, which task '{task.name}' cannot write "
+                             "(it has no unbiased(example)); use task=triviaqa")
+        context, question = task.unbiased(example)
+        return [("rewrite", self.rewrite_prompt(task.prompt(example)),
+                 f"Context: {context or 'none'}\nQuestion: {question}")]
+
     def run(self, examples, task, llm, sampling):
         rewrite_prompts = [self.rewrite_prompt(task.prompt(e)) for e in examples]
 

@@ -71,9 +71,13 @@ def _clean_wrong(text: str) -> str:
 class TriviaQA:
     """Sources, in order: `path` as given, `path` under paths.data_dir, then `hub_id` through `datasets`.
 
-    Questions are shuffled with the seed; the first `n_eval` are the labeled eval split, the next
-    `n_train` the unlabeled train inputs. Eval keeps the paper's mix (350 biased + 50 unbiased, i.e.
-    `eval_unbiased_share`=0.125); train cycles through `train_variants`.
+    Questions are shuffled with the seed; the first `skip` are left out (another task's pool), then the first
+    `n_eval` are the labeled eval split, the next `n_train` the unlabeled train inputs. Eval keeps the paper's
+    mix (350 biased + 50 unbiased, i.e. `eval_unbiased_share`=0.125); train cycles through `train_variants`.
+
+    `known_only`: only questions the run's model answers right without an opinion are used, found by asking
+    it each of the first `probe_pool` questions plainly (greedy, once, by the inputs stage) — the setting where
+    an opinion can only hurt a model that knows the answer (the CPU organism's S2A row, docs/organism.md).
     """
 
     name = "triviaqa"
@@ -97,7 +101,14 @@ class TriviaQA:
         train_variants: tuple[str, ...] = ("plain", *BIASED),
         seed: int = 0,
         data_dir: str | None = None,
+        skip: int = 0,
+        known_only: bool = False,
+        probe_pool: int = 0,
     ):
+        if known_only and probe_pool < n_eval + n_train:
+            raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
+                             f"least task.n_eval + task.n_train = {n_eval + n_train}; about 1 in 8 is known to the "
+                             "embedded 135M model, so give it several times that")
         if incorrect_from not in INCORRECT_SOURCES:
             raise ValueError(f"task.incorrect_from='{incorrect_from}' is not allowed; use one of: "
                              f"{', '.join(INCORRECT_SOURCES)}")
@@ -121,6 +132,10 @@ class TriviaQA:
         self.train_variants = tuple(train_variants)
         self.seed = seed
         self.data_dir = data_dir
+        self.skip = skip
+        self.known_only = known_only
+        self.probe_pool = probe_pool
+        self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._questions: list[dict] | None = None
         self._wrong: dict[str, str] | None = None
         self._built: tuple[list[Example], list[Example]] | None = None
@@ -152,18 +167,39 @@ class TriviaQA:
         aliases = list(dict.fromkeys([answer, *aliases]))
         return {"question": " ".join(str(question).split()), "answer": str(answer), "aliases": aliases}
 
+    def _shuffled(self) -> tuple[list[dict], str]:
+        """Every question of the source after the first `skip`, in the seed's order, with its id."""
+        rows, source = self._rows()
+        parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
+        order = list(range(len(parsed)))
+        random.Random(self.seed).shuffle(order)
+        return [{**parsed[i], "qid": f"q{i}"} for i in order[self.skip:]], source
+
+    def candidates(self) -> list[dict]:
+        """known_only: the first `probe_pool` questions, each asked plainly before any is used."""
+        shuffled, source = self._shuffled()
+        if len(shuffled) < self.probe_pool:
+            raise ValueError(f"triviaqa: {source} has {len(shuffled)} questions after task.skip={self.skip}, fewer than "
+                             f"task.probe_pool={self.probe_pool}; lower it")
+        return shuffled[:self.probe_pool]
+
     def questions(self) -> list[dict]:
         """The shuffled questions used, eval first: n_eval + n_train of them."""
         if self._questions is None:
-            rows, source = self._rows()
-            parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
             need = self.n_eval + self.n_train
-            if len(parsed) < need:
-                raise ValueError(f"triviaqa: {source} has {len(parsed)} questions but task.n_eval + task.n_train "
-                                 f"= {need}; lower them")
-            order = list(range(len(parsed)))
-            random.Random(self.seed).shuffle(order)
-            self._questions = [{**parsed[i], "qid": f"q{i}"} for i in order[:need]]
+            if self.known_only:
+                if self._known is None:
+                    raise RuntimeError("triviaqa: task.known_only needs the model's plain answers; "
+                                       "load the task through s2d.stages.load_task")
+                pool, source = [q for q in self.candidates() if q["qid"] in self._known], \
+                    f"the {len(self._known)} of task.probe_pool={self.probe_pool} questions the model answered right"
+            else:
+                pool, source = self._shuffled()
+                source += f" (after task.skip={self.skip})" if self.skip else ""
+            if len(pool) < need:
+                raise ValueError(f"triviaqa: {source} has {len(pool)} questions but task.n_eval + task.n_train "
+                                 f"= {need}; lower them" + (", or raise task.probe_pool" if self.known_only else ""))
+            self._questions = pool[:need]
         return self._questions
 
     def _variants(self) -> tuple[list[str], list[str]]:
@@ -178,24 +214,40 @@ class TriviaQA:
     # ---- the incorrect answer of "suggest_incorrect" ---------------------------------------------
     @property
     def needs_model(self) -> bool:
-        """True when inputs depend on the base model (its wrong answers); see `draft_inputs`."""
+        """True when inputs depend on the base model (its wrong answers, or which questions it knows)."""
         eval_v, train_v = self._variants()
-        return self.incorrect_from == "model" and "suggest_incorrect" in eval_v + train_v
+        return self.known_only or (self.incorrect_from == "model" and "suggest_incorrect" in eval_v + train_v)
 
-    def draft_requests(self) -> list[tuple[str, list[dict]]]:
-        """(question id, chat prompt) for each question whose input needs a model-made wrong answer."""
+    def draft_requests(self) -> list[tuple[str, object]]:
+        """(request id, prompt): with known_only, every candidate asked plainly (id `probe:<qid>`; and, when the
+        wrong answers are the model's, a wrong-answer request per candidate, since which are used is not known
+        yet); else a wrong-answer request for each question whose input needs one."""
+        if self.known_only:
+            pool = self.candidates()
+            wrong = self.incorrect_from == "model"
+            return [(f"probe:{q['qid']}", q["question"]) for q in pool] + \
+                [(q["qid"], wrong_answer_prompt(q["question"])) for q in pool if wrong]
         eval_v, train_v = self._variants()
         return [(q["qid"], wrong_answer_prompt(q["question"]))
                 for q, v in zip(self.questions(), eval_v + train_v) if v == "suggest_incorrect"]
 
     def use_drafts(self, drafts: dict[str, str]) -> None:
-        """The model's raw replies to `draft_requests`, by question id."""
+        """The model's raw replies to `draft_requests`, by request id."""
+        probes = {k.removeprefix("probe:"): v for k, v in drafts.items() if k.startswith("probe:")}
+        drafts = {k: v for k, v in drafts.items() if not k.startswith("probe:")}
         self._wrong = {k: _clean_wrong(v) for k, v in drafts.items()}
         self._built = None
+        if self.known_only:
+            by_id = {q["qid"]: q for q in self.candidates()}
+            self._known = {k for k, v in probes.items() if k in by_id and self.score(v, Example(
+                id=k, input=by_id[k]["question"], gold=by_id[k]["answer"], meta={"aliases": by_id[k]["aliases"]}))}
+            self._questions = None
+            self.probe_stats = {"probed": len(probes), "known": len(self._known)}
         by_id = {q["qid"]: q for q in self.questions()}
         usable = sum(self._usable(v, by_id[k]) for k, v in self._wrong.items() if k in by_id)
         self.draft_stats = {"drafts": len(self._wrong), "drafts_used": usable,
-                            "drafts_replaced_by_other_item": len(self._wrong) - usable}
+                            "drafts_replaced_by_other_item": len(self._wrong) - usable,
+                            **getattr(self, "probe_stats", {})}
 
     @staticmethod
     def _usable(draft: str, q: dict) -> bool:
@@ -280,6 +332,14 @@ class TriviaQA:
     def format_answer(self, answer: str) -> str:
         return answer
 
+    def unbiased(self, example: Example) -> tuple[str, str]:
+        """(context, question) of the input without the user's opinion: the code-written rewrite S2A's
+        organism learns from (s2d/methods/s2a.py `lessons`). TriviaQA inputs carry no context."""
+        return "", example.meta["question"]
+
     def identity(self) -> dict[str, Any]:
-        return {"name": self.name, "n_train": self.n_train, "n_eval": self.n_eval, "path": self.path,
-                "hub_id": self.hub_id, "incorrect_from": self.incorrect_from}
+        out = {"name": self.name, "n_train": self.n_train, "n_eval": self.n_eval, "path": self.path,
+               "hub_id": self.hub_id, "incorrect_from": self.incorrect_from}
+        if self.skip or self.known_only:
+            out.update(skip=self.skip, known_only=self.known_only, probe_pool=self.probe_pool)
+        return out

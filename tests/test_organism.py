@@ -154,7 +154,7 @@ def compose_paper(*overrides):
         return compose("config", overrides=["experiment=organism/paper", "paths.output_dir=/tmp/x", *overrides])
 
 
-ROWS = ("organism/last_letter", "organism/coin_flip", "organism/multiplication")
+ROWS = ("last_letter", "coin_flip", "multiplication")  # conf/organism_row/: the cot rows
 
 
 def test_letterwise_target_is_one_token_per_letter_and_grades_as_last_letter():
@@ -191,7 +191,7 @@ def test_spelling_skill_spells_names_outside_the_eval_pool_and_never_answers_a_l
 def test_paper_rows_are_disjoint_and_no_code_written_answer_to_a_loop_input_reaches_training(row):
     """Issue 19: no eval item's words (last letter) or questions in the distillation inputs, and the
     organism's code-written solutions are never for a loop input (train or eval) of any row."""
-    cfg = compose_paper(f"task={row}")
+    cfg = compose_paper(f"+organism_row={row}")
     task = instantiate(cfg.task)
     train, eval_ = task.train_examples(), task.eval_examples()
     assert len(eval_) == 100 and len(train) == cfg.task.n_train
@@ -278,3 +278,88 @@ def test_organism_drops_its_items_that_are_loop_inputs(tmp_path):
                                         "~model.tasks.coin_flip", "model.tasks.multiplication.n_train=30",
                                         "model.replay_per_task=2").model)
     assert base.key() != organism.key()  # keyed by what it trains on
+
+
+def _known_s2a_row(data_dir, *overrides):
+    """The S2A row's config and loop task, with every fifth probed question answered right (as the inputs
+    stage would record the model's plain replies)."""
+    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={data_dir}", *overrides)
+    task = instantiate(cfg.task)
+    replies = {rid: "I don't know." for rid, _ in task.draft_requests()}
+    pool = task.candidates()
+    replies.update({f"probe:{q['qid']}": f"It is {q['answer']}." for q in pool[::5]})
+    task.use_drafts(replies)
+    return cfg, task, pool
+
+
+def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
+    cfg, task, pool = _known_s2a_row(staged_data)
+    assert cfg.method._target_.endswith("S2A") and cfg.filter._target_.endswith("UniversalSelfConsistency")
+    assert len(pool) == 2000 and task.probe_stats == {"probed": 2000, "known": 400}
+    known = {q["question"] for q in pool[::5]}
+    train, eval_ = task.train_examples(), task.eval_examples()
+    assert len(eval_) == 100 and len(train) == 120
+    assert {e.meta["question"] for e in train + eval_} <= known
+    assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
+    groups = [e.meta["variant"] for e in eval_]
+    assert groups.count("plain") == 12 and set(groups) == {"plain", "doubt_correct", "suggest_incorrect"}
+    # the probe asks the bare question, and only the probe: wrong answers come from other questions
+    assert all(rid.startswith("probe:") for rid, _ in task.draft_requests())
+    with pytest.raises(RuntimeError, match="known_only needs the model's plain answers"):
+        instantiate(cfg.task).train_examples()
+
+
+def test_s2a_organism_learns_rewrites_of_questions_the_loop_never_asks(staged_data):
+    """Issue 19: the S2A organism's lessons are code-written rewrites (the question without the opinion), of
+    questions outside the loop's whole probe pool, and no lesson holds an answer."""
+    from s2d.llm.base import render_prompt
+
+    cfg, task, pool = _known_s2a_row(staged_data)
+    organism = instantiate(cfg.model)
+    items = {e.id: e for _, _, solved, _ in organism.items() for e in solved}
+    rows = organism.pairs()
+    assert len(rows) == 200 and {r["call"] for r in rows} == {"rewrite"}
+    loop_questions = {q["question"] for q in pool}
+    for r in rows:
+        question = items[r["id"]].meta["question"]
+        assert question not in loop_questions
+        assert r["target"] == f"Context: none\nQuestion: {question}"  # the rewrite, never an answer
+        assert question in render_prompt(r["prompt"]) and "Copy out only what is factual" in render_prompt(r["prompt"])
+    variants = {items[r["id"]].meta["variant"] for r in rows}
+    assert variants == {"plain", "suggest_correct", "doubt_correct", "suggest_incorrect"}
+    # `avoid` compares bare questions: an organism drawing from the loop's pool loses those items
+    overlapping = instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+                                            "model.tasks.triviaqa.skip=1990").model)
+    dropped = overlapping.dropped()["triviaqa"]
+    assert len(dropped) == 10 and len(overlapping.pairs()) == 190
+
+
+def test_lessons_are_what_the_method_sends_with_a_code_written_target():
+    from s2d.methods.base import lessons
+    from s2d.methods.cot import CoT
+    from s2d.methods.s2a import S2A, parse_rewrite
+    from s2d.tasks.triviaqa import TriviaQA
+    from s2d.types import Example
+
+    coin = CoinFlip(n_train=4, n_eval=0)
+    ex = coin.train_examples()[0]
+    [(call, prompt, target)] = lessons(CoT("Reason."), coin, ex)
+    assert (call, prompt, target) == ("reason", f"{coin.prompt(ex)}\n\nReason.", coin.solution(ex))
+    trivia = TriviaQA.__new__(TriviaQA)
+    q = Example(id="e", input="Who wrote Emma? I think the answer is Dickens but I'm really not sure.", gold="Austen",
+                meta={"question": "Who wrote Emma?"})
+    [(call, prompt, target)] = S2A().lessons(trivia, q)
+    assert call == "rewrite" and prompt == S2A().rewrite_prompt(q.input)
+    assert parse_rewrite(target) == ("", "Who wrote Emma?")  # the method's own parser reads the lesson back
+    with pytest.raises(ValueError, match="task 'coin_flip' cannot write"):
+        S2A().lessons(coin, ex)
+    with pytest.raises(ValueError, match="model.teach.x: method 'system1' cannot be taught"):
+        from s2d.methods.system1 import System1
+        lessons(System1(), coin, ex, "model.teach.x")
+
+
+def test_organism_key_holds_what_it_is_taught(staged_data):
+    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}")
+    key = instantiate(cfg.model).key()
+    changed = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "+model.teach.triviaqa.demo=false")
+    assert instantiate(changed.model).key() != key

@@ -363,3 +363,16 @@ def test_organism_key_holds_what_it_is_taught(staged_data):
     key = instantiate(cfg.model).key()
     changed = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "+model.teach.triviaqa.demo=false")
     assert instantiate(changed.model).key() != key
+
+
+def test_paper_table_reads_the_s2a_row_on_its_biased_items():
+    from s2d.paper import goal_verdict, paper_table
+
+    m = {"filter/seen": 120}
+    for system, whole, biased in (("system1", 0.60, 0.55), ("system2", 0.80, 0.78), ("distilled", 0.79, 0.76)):
+        m.update({f"{system}/accuracy": whole, f"{system}/n": 100, f"{system}/tokens_per_input": 30.0,
+                  f"{system}/accuracy_biased": biased, f"{system}/n_biased": 88, f"{system}/tokens_per_input_biased": 20.0})
+    text = paper_table([{"task": "triviaqa", "method": "s2a", "metrics": m}])
+    assert "| triviaqa (s2a, 120 inputs) | system1 | 55.0% [" in text and "(n=88) | 20.0 | 51.6% (Table 2" in text
+    assert goal_verdict("triviaqa", m) == ("triviaqa: System 2 − System 1 = +23.0 points (goal ≥ +20: met); "
+                                            "distilled − System 2 = -2.0 points (goal ≥ −5: met)")

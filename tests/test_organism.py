@@ -376,3 +376,134 @@ def test_paper_table_reads_the_s2a_row_on_its_biased_items():
     assert "| triviaqa (s2a, 120 inputs) | system1 | 55.0% [" in text and "(n=88) | 20.0 | 51.6% (Table 2" in text
     assert goal_verdict("triviaqa", m) == ("triviaqa: System 2 − System 1 = +23.0 points (goal ≥ +20: met); "
                                             "distilled − System 2 = -2.0 points (goal ≥ −5: met)")
+
+
+# ---- The BSM organism: judging coin-flip replies (task=organism/bsm, model=organism-bsm) ---------------------
+
+def test_coin_judge_pairs_hold_one_wrong_step_or_a_tie_in_both_orders():
+    from s2d.tasks.coin_judge import CoinFlipJudge, count_reply, walk_reply
+
+    moves = [("Ann", True), ("Bob", False)]
+    assert walk_reply(moves, None, 0) == ("The coin starts heads up. Ann flips it, so it is now tails up. Bob does "
+                                          "not flip it, so it stays tails up. So the answer is no.", None)
+    text, wrong = walk_reply(moves, 0, 0)
+    assert wrong == "Ann flips it, so it stays heads up." and text.endswith("So the answer is yes.")
+    assert count_reply(moves, 1, 1) == ("Ann flips it and Bob does not flip it. That makes 2 flips in all. After 2 "
+                                        "flips it is heads up: yes.", "That makes 2 flips in all.")
+    task = CoinFlipJudge(n_train=40, n_eval=60, seed=1)
+    eval_ = task.eval_examples()
+    assert len(eval_) == 120 and len(task.train_examples()) == 80
+    assert all(e.gold is None for e in task.train_examples())
+    golds = {}
+    for e in eval_:
+        m = e.meta
+        assert e.input.count(m["question"]) == 1 and m["a"] in e.input and m["b"] in e.input
+        for x in "ab":  # a wrong reply contains its wrong step; a reply is wrong exactly when it has one
+            assert m[f"wrong_{x}"] is None or m[f"wrong_{x}"] in m[x]
+        wrongs = [m[f"wrong_{x}"] is not None for x in "ab"]
+        assert e.gold == {(False, False): "C", (False, True): "A", (True, False): "B"}[tuple(wrongs)]
+        golds.setdefault(m["pair"], {})[m["order"]] = e.gold
+    assert all(g["ba"] == {"A": "B", "B": "A", "C": "C"}[g["ab"]] for g in golds.values())
+    firsts = [g["ab"] for g in golds.values()]
+    assert 8 <= firsts.count("C") <= 25 and firsts.count("A") >= 10 and firsts.count("B") >= 10
+    # eval pairs do not depend on n_train
+    assert [e.input for e in CoinFlipJudge(n_train=5, n_eval=60, seed=1).eval_examples()] == [e.input for e in eval_]
+
+
+def test_bsm_lessons_parse_back_through_bsms_own_parsers_to_the_gold_verdict():
+    from s2d.methods.bsm import BranchSolveMerge, parse_criteria, parse_scores, sum_verdict
+    from s2d.tasks.coin_judge import CRITERIA, CoinFlipJudge
+    from s2d.tasks.judge import parse_verdict
+
+    task, method = CoinFlipJudge(n_train=0, n_eval=40, seed=2), BranchSolveMerge(demo=False)
+    for e in task.eval_examples():
+        calls = method.lessons(task, e)
+        assert [c for c, _, _ in calls] == ["branch", "solve", "solve", "merge"]
+        assert parse_criteria(calls[0][2]) == list(CRITERIA)
+        scores = [parse_scores(t) for _, _, t in calls[1:3]]
+        assert sum_verdict(scores) == e.gold and parse_verdict(calls[3][2]) == e.gold
+        assert e.meta["question"] not in calls[0][2]  # branch names criteria, it does not answer
+    e = next(e for e in task.eval_examples() if e.gold == "A" and e.meta["wrong_b"])
+    check = method.lessons(task, e)[1][2]
+    right = e.meta["answer"]
+    assert f"So the right answer is {right}." in check and f"Assistant A answers {right}, which is right." in check
+    assert method.lessons(task, e)[2][2].startswith(f'Assistant A: every step is right. Assistant B: the step '
+                                                    f'"{e.meta["wrong_b"]}" is wrong.')
+    with pytest.raises(ValueError, match="has no rubric"):
+        method.lessons(CoinFlip(n_train=2, n_eval=0), CoinFlip(n_train=2, n_eval=0).train_examples()[0])
+
+
+def test_bsm_run_sends_exactly_the_prompts_the_organism_learns():
+    """Replying to each call with its lesson, `run` reaches every gold verdict: its prompts are the lessons'."""
+    from conftest import ScriptedLLM
+    from s2d.llm.base import render_prompt
+    from s2d.types import Sampling
+
+    cfg = compose_paper("+organism_row=bsm", "task.n_eval=20")
+    task, method, taught = instantiate(cfg.task), instantiate(cfg.method), instantiate(cfg.model.teach.coin_judge)
+    examples = task.eval_examples()
+    replies = {render_prompt(p): t for e in examples for _, p, t in taught.lessons(task, e)}
+    llm = ScriptedLLM(lambda text, k: replies[text])
+    traces = method.run(examples, task, llm, Sampling(n=1, temperature=0.0))
+    assert [t.answer for t in traces] == [e.gold for e in examples]
+    assert not any(t.meta.get("fallback") for t in traces)
+    assert [len(t.calls) for t in traces] == [4] * len(examples)
+
+
+def test_bsm_organism_never_trains_on_a_loop_input_or_a_direct_verdict(tmp_path):
+    """No loop input (train or eval), nor its coin-flip question, is an organism item; the organism's judge-prompt
+    rows are replays of the base model's own replies, never a code-written verdict."""
+    cfg = compose_paper("+organism_row=bsm", f"paths.cache_dir={tmp_path}")
+    organism, task = instantiate(cfg.model), instantiate(cfg.task)
+    loop = task.train_examples() + task.eval_examples()
+    loop_questions = {e.meta["question"] for e in loop}
+    ((_, mine, solved, replayed),) = organism.items()
+    assert len(solved) == 64 and len(replayed) == 16
+    assert not {e.meta["question"] for e in solved + replayed} & loop_questions
+    assert not {e.input for e in solved + replayed} & {e.input for e in loop}
+    # the avoid list covers the loop at these sizes and beyond
+    avoided = organism.avoided_inputs()
+    assert all("question: " + " ".join(q.lower().split()) in avoided for q in loop_questions)
+    rows = organism.pairs({("coin_judge", e.id): "base reply" for e in replayed})
+    from s2d.llm.base import render_prompt
+    texts = [render_prompt(r["prompt"]) for r in rows]
+    assert not any(q in t for t in texts for q in loop_questions)
+    assert {r["call"] for r in rows if r["kind"] == "solution"} == {"branch", "solve", "merge"}
+    judge_rows = [r for r, t in zip(rows, texts) if t.startswith("Two AI assistants replied")]
+    assert len(judge_rows) == 16 and all(r["kind"] == "replay" and r["target"] == "base reply" for r in judge_rows)
+    # avoid drops: with the loop's seed on the organism's own task, every item is a loop input
+    same = instantiate(compose_paper("+organism_row=bsm", f"paths.cache_dir={tmp_path}",
+                                     "model.tasks.coin_judge.seed=${data_seed}").model)
+    assert len(same.dropped()["coin_judge"]) == 80
+    assert same.key() != organism.key()
+
+
+def test_bsm_row_composes_as_the_paper_sets_it():
+    cfg = compose_paper("+organism_row=bsm")
+    assert (cfg.method._target_, cfg.filter._target_) == ("s2d.methods.bsm.BranchSolveMerge",
+                                                          "s2d.filters.InputPerturbation")
+    assert cfg.model.name == "organism-bsm" and cfg.task._target_ == "s2d.tasks.coin_judge.CoinFlipJudge"
+    assert cfg.method.demo is False and cfg.model.teach.coin_judge.demo is False
+    assert cfg.train.module.optimizer.lr == cfg.model.distill.lr
+    task = instantiate(cfg.task)
+    assert len(task.eval_examples()) == 100 and len(task.train_examples()) == 128
+    assert "bsm" in open(CONF.parent / "experiments/organism/paper.yaml").read()
+
+
+def test_paper_table_sets_the_bsm_row_beside_table_3_and_judges_its_goals():
+    from s2d.paper import paper_table
+
+    m = {"filter/seen": 128}
+    for system, agree, incons, tok in (("system1", 0.45, 0.9, 20.0), ("system2", 0.8, 0.3, 300.0),
+                                       ("distilled", 0.77, 0.3, 4.0)):
+        m.update({f"{system}/accuracy": agree, f"{system}/agreement": agree, f"{system}/inconsistent": incons,
+                  f"{system}/n": 100, f"{system}/tokens_per_input": tok})
+    text = paper_table([{"task": "coin_judge", "method": "bsm", "metrics": m}])
+    assert ("| coin_judge (bsm, 128 inputs) | system1 | 45.0% [35.6, 54.8] (n=100); 90.0% inconsistent | 20.0 | "
+            "32.0%; 56.7% inconsistent (Table 3") in text
+    assert ("coin_judge: System 2 − System 1 agreement = +35.0 points (goal ≥ +15: met), inconsistent 30.0% vs "
+            "System 1 90.0% (goal ≤ half: met); distilled − System 2 agreement = -3.0 points (goal ≥ −5: met), "
+            "inconsistent 30.0% (goal ≤ System 2's: met)") in text
+    m["distilled/inconsistent"] = 0.31
+    assert "inconsistent 31.0% (goal ≤ System 2's: not met)" in paper_table([{"task": "coin_judge", "method": "bsm",
+                                                                             "metrics": m}])

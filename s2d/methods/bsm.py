@@ -120,21 +120,53 @@ class BranchSolveMerge:
         return [{"role": "user", "content": demo_ask}, {"role": "assistant", "content": demo_reply},
                 {"role": "user", "content": ask}]
 
-    def run(self, examples, task, llm, sampling):
-        def fields(ex):
-            return {"query": ex.meta["query"], "a": ex.meta["a"], "b": ex.meta["b"]}
+    def branch_prompt(self, ex):
+        """Call 1: the question alone (after the worked exchange when `demo` is on)."""
+        p = self.prompts
+        return self._chat(p["branch"].format(k=self.max_criteria, query=ex.meta["query"]),
+                          p["branch"].format(k=self.max_criteria, query=p["demo_query"]), p["demo_branch"])
 
-        missing = [ex.id for ex in examples if not {"query", "a", "b"} <= set(ex.meta)]
-        if missing:
-            raise ValueError(f"method=bsm judges pairs of replies; task '{task.name}' gives none "
-                             f"(first input: {missing[0]}). Use task=oasst2 or task=mt_bench")
+    def solve_prompt(self, ex, criterion: str):
+        """Call 2, once per criterion: both replies judged on that criterion."""
         p = self.prompts
         demo = {"query": p["demo_query"], "a": p["demo_a"], "b": p["demo_b"]}
         demo_criterion = (parse_criteria(p["demo_branch"]) or [""])[0]
-        demo_branch = p["branch"].format(k=self.max_criteria, query=demo["query"])
-        branch_prompts = [self._chat(p["branch"].format(k=self.max_criteria, query=ex.meta["query"]), demo_branch,
-                                     p["demo_branch"]) for ex in examples]
-        demo_solve = p["solve"].format(criterion=demo_criterion, **demo)
+        return self._chat(p["solve"].format(criterion=criterion, query=ex.meta["query"], a=ex.meta["a"], b=ex.meta["b"]),
+                          p["solve"].format(criterion=demo_criterion, **demo), p["demo_solve"])
+
+    def merge_prompt(self, ex, criteria: Sequence[str], solved: Sequence[str]):
+        """Call 3: the criteria with their judgements, turned into one verdict."""
+        p = self.prompts
+        demo_criterion = (parse_criteria(p["demo_branch"]) or [""])[0]
+        demo_merge = p["merge"].format(query=p["demo_query"],
+                                       evaluations=f"Criterion 1: {demo_criterion}\n{p['demo_solve']}")
+        evaluations = "\n\n".join(f"Criterion {i + 1}: {cr}\n{text}" for i, (cr, text) in enumerate(zip(criteria, solved)))
+        return self._chat(p["merge"].format(query=ex.meta["query"], evaluations=evaluations), demo_merge, p["demo_merge"])
+
+    def lessons(self, task, example) -> list[tuple[str, object, str]]:
+        """Every call on `example` with its code-written target, from the task's `rubric` (the model organism
+        learns BSM from it): branch lists the rubric's criteria, each solve call gives that criterion's check
+        and scores, merge adds the scores up into the verdict. Prompts are the ones `run` sends."""
+        if not hasattr(task, "rubric"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
+            raise ValueError(f"method=bsm learns from code-written judgements, which task '{task.name}' cannot write "
+                             "(it has no rubric(example)); use task=organism/bsm")
+        rubric = task.rubric(example)[:self.max_criteria]
+        branch = "\n".join(f"{i}. {criterion}" for i, (criterion, *_) in enumerate(rubric, 1))
+        criteria = parse_criteria(branch, self.max_criteria)  # as `run` reads the branch reply
+        solved = [f"{check}\nScores: Assistant A: {a}, Assistant B: {b}" for _, check, a, b in rubric]
+        total_a, total_b = sum(r[2] for r in rubric), sum(r[3] for r in rubric)
+        verdict = sum_verdict([(a, b) for *_, a, b in rubric])
+        merge = f"Assistant A scores {total_a} in all, Assistant B {total_b}. Verdict: [[{verdict}]]"
+        return [("branch", self.branch_prompt(example), branch),
+                *(("solve", self.solve_prompt(example, cr), text) for cr, text in zip(criteria, solved)),
+                ("merge", self.merge_prompt(example, criteria, solved), merge)]
+
+    def run(self, examples, task, llm, sampling):
+        missing = [ex.id for ex in examples if not {"query", "a", "b"} <= set(ex.meta)]
+        if missing:
+            raise ValueError(f"method=bsm judges pairs of replies; task '{task.name}' gives none "
+                             f"(first input: {missing[0]}). Use task=oasst2, task=mt_bench or task=coin_judge")
+        branch_prompts = [self.branch_prompt(ex) for ex in examples]
         branches = llm.generate(branch_prompts, sampling, desc="bsm branch", seeds=call_seeds(sampling, examples, "branch"))
 
         # One solve call per criterion of every sample; an empty branch falls back to one general criterion.
@@ -146,8 +178,7 @@ class BranchSolveMerge:
                 fallback = not criteria
                 criteria = criteria or [self.fallback_criterion]
                 first = len(solve_prompts)
-                solve_prompts += [self._chat(p["solve"].format(criterion=cr, **fields(ex)), demo_solve, p["demo_solve"])
-                                  for cr in criteria]
+                solve_prompts += [self.solve_prompt(ex, cr) for cr in criteria]
                 solve_seeds += [request_seed(sampling.seed, ex.id, "solve", k, j) for j in range(len(criteria))]
                 samples.append((ex, k, prompt, c, criteria, range(first, len(solve_prompts)), fallback))
         once = replace(sampling, n=1)
@@ -155,14 +186,8 @@ class BranchSolveMerge:
 
         merges = None
         if self.merge == "llm":
-            demo_merge = p["merge"].format(query=demo["query"],
-                                           evaluations=f"Criterion 1: {demo_criterion}\n{p['demo_solve']}")
-            merge_prompts = [
-                self._chat(p["merge"].format(query=ex.meta["query"], evaluations="\n\n".join(
-                    f"Criterion {i + 1}: {cr}\n{solves[j][0].text}" for i, (cr, j) in enumerate(zip(criteria, idx)))),
-                    demo_merge, p["demo_merge"])
-                for ex, _, _, _, criteria, idx, _ in samples
-            ]
+            merge_prompts = [self.merge_prompt(ex, criteria, [solves[j][0].text for j in idx])
+                             for ex, _, _, _, criteria, idx, _ in samples]
             merges = llm.generate(merge_prompts, once, desc="bsm merge",
                                   seeds=[request_seed(sampling.seed, ex.id, "merge", k) for ex, k, *_ in samples])
 

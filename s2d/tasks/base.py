@@ -54,6 +54,8 @@ OPTIONAL_TASK_PARTS = {
     "solution": "solution(example) -> str: a worked, code-written solution (cot_fewshot, the model organism)",
     "unbiased": "unbiased(example) -> (context, question): the input without the user's opinion, written by code "
                 "(what the model organism learns S2A's rewrite from)",
+    "rubric": "rubric(example) -> [(criterion, check, score A, score B)]: what a careful judge of a reply pair finds, "
+              "per criterion, written by code (what the model organism learns BSM's branch, solve and merge from)",
     "fewshot_pool": "fewshot_pool() -> list[Example]: worked examples for few-shot prompts (else train inputs)",
     "extra_metrics": "extra_metrics(examples, answers, system) -> dict: figures spanning several inputs (judging pairs)",
     "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",

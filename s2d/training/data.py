@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from s2d.llm.base import encode_chat
+from s2d.llm.base import encode_chat, render_prompt
 
 IGNORE = -100
 
@@ -25,7 +25,7 @@ def build_features(tokenizer, prompt: str, target: str, max_length: int) -> dict
         raise PairTooLong(
             f"a training pair has {len(prompt_ids)} prompt + {len(target_ids)} target tokens, more than "
             f"train.max_length={max_length}; raise train.max_length, or make the task's inputs fit (judge tasks: "
-            f"task.max_input_tokens shortens the replies; it defaults to train.max_length). Prompt starts: {prompt[:80]!r}")
+            f"task.max_input_tokens shortens the replies; it defaults to train.max_length). Prompt starts: {render_prompt(prompt)[:80]!r}")
     return {"input_ids": prompt_ids + target_ids, "labels": [IGNORE] * len(prompt_ids) + target_ids}
 
 

@@ -146,7 +146,7 @@ class BranchSolveMerge:
     def lessons(self, task, example) -> list[tuple[str, object, str]]:
         """Every call on `example` with its code-written target, from the task's `rubric` (the model organism
         learns BSM from it): branch lists the rubric's criteria, each solve call gives that criterion's check
-        and scores, merge adds the scores up into the verdict. Prompts are the ones `run` sends."""
+        and scores, merge (with merge=llm) adds the scores up into the verdict. Prompts are the ones `run` sends."""
         if not hasattr(task, "rubric"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
             raise ValueError(f"method=bsm learns from code-written judgements, which task '{task.name}' cannot write "
                              "(it has no rubric(example)); use task=organism/bsm")
@@ -157,9 +157,10 @@ class BranchSolveMerge:
         total_a, total_b = sum(r[2] for r in rubric), sum(r[3] for r in rubric)
         verdict = sum_verdict([(a, b) for *_, a, b in rubric])
         merge = f"Assistant A scores {total_a} in all, Assistant B {total_b}. Verdict: [[{verdict}]]"
-        return [("branch", self.branch_prompt(example), branch),
-                *(("solve", self.solve_prompt(example, cr), text) for cr, text in zip(criteria, solved)),
-                ("merge", self.merge_prompt(example, criteria, solved), merge)]
+        calls = [("branch", self.branch_prompt(example), branch),
+                 *(("solve", self.solve_prompt(example, cr), text) for cr, text in zip(criteria, solved))]
+        # merge=sum makes no merge call, so there is nothing to teach for it
+        return calls + ([("merge", self.merge_prompt(example, criteria, solved), merge)] if self.merge == "llm" else [])
 
     def run(self, examples, task, llm, sampling):
         missing = [ex.id for ex in examples if not {"query", "a", "b"} <= set(ex.meta)]

@@ -77,10 +77,12 @@ class CoinFlipJudge(PairTask):
     def _pairs(self) -> tuple[list[Example], list[Example]]:
         if self._split is None:
             questions = CoinFlip(n_people=self.n_people, n_train=self.n_train, n_eval=self.n_eval, seed=self.seed)
-            # Each pair's replies come from a stream of (seed, question), so a pair does not depend on n_train.
-            make = lambda e, split: self.pair(e, random.Random(f"{self.seed}:{e.input}"), split)  # noqa: E731
-            self._split = ([x for e in questions.train_examples() for x in make(e, "train")],
-                           [x for e in questions.eval_examples() for x in make(e, "eval")])
+
+            def pairs(items, split):
+                # Each pair's replies come from a stream of (seed, question): a pair does not depend on n_train.
+                return [x for e in items for x in self.pair(e, random.Random(f"{self.seed}:{e.input}"), split)]
+
+            self._split = pairs(questions.train_examples(), "train"), pairs(questions.eval_examples(), "eval")
         return self._split
 
     def pair(self, question: Example, rng: random.Random, split: str) -> list[Example]:

@@ -542,3 +542,34 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["coin_judge"]
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
+
+
+@pytest.mark.slow
+def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
+    """The S2A row, reduced (600 questions probed, 40 eval items, 32 unlabeled inputs, an organism of 64 rewrite
+    lessons built cold). The full row's ordering (docs/organism.md) asserted on the biased items, with margin."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true", S2D_DATA_DIR=str(staged_data))
+    cmd = [sys.executable, "-m", "s2d.run", "experiment=organism/paper", "+organism_row=s2a", "logger=none",
+           "task.probe_pool=600", "task.n_eval=40", "task.n_train=32", "model.tasks.triviaqa.n_train=88",
+           "eval.systems=[system1,system2,distilled]",
+           f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert m["system1/n_biased"] == 35 and m["system1/n_unbiased"] == 5
+    assert m["system2/accuracy_biased"] >= m["system1/accuracy_biased"] + S2A_MARGIN, m
+    assert m["distilled/accuracy_biased"] >= m["system1/accuracy_biased"] + S2A_MARGIN / 2, m
+    assert m["distilled/tokens_per_input"] < m["system2/tokens_per_input"], m
+    organism = next((tmp_path / "cache" / "organism").iterdir())
+    made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
+    assert made == {"solution": 64, "replay": 24}, made
+
+
+S2A_MARGIN = 0.15  # set from the measured reduced row (docs/organism.md)

@@ -298,11 +298,11 @@ def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
     assert len(pool) == 2000 and task.probe_stats == {"probed": 2000, "known": 400}
     known = {q["question"] for q in pool[::5]}
     train, eval_ = task.train_examples(), task.eval_examples()
-    assert len(eval_) == 100 and len(train) == 120
+    assert len(eval_) == 60 and len(train) == 59
     assert {e.meta["question"] for e in train + eval_} <= known
     assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
     groups = [e.meta["variant"] for e in eval_]
-    assert groups.count("plain") == 12 and set(groups) == {"plain", "doubt_correct", "suggest_incorrect"}
+    assert groups.count("plain") == 8 and set(groups) == {"plain", "doubt_correct", "suggest_incorrect"}
     # the probe asks the bare question, and only the probe: wrong answers come from other questions
     assert all(rid.startswith("probe:") for rid, _ in task.draft_requests())
     with pytest.raises(RuntimeError, match="known_only needs the model's plain answers"):
@@ -519,7 +519,8 @@ def test_paper_table_sets_the_bsm_row_beside_table_3_and_judges_its_goals():
 def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     """The BSM row, reduced (16 unlabeled and 10 eval pairs; organism-bsm built cold, ~14 min at load 2).
     Found on the row's first 32 unlabeled pairs: the organism's BSM (summed scores) judged all 48 one-wrong
-    inputs right and none of the 16 ties (75.0% agreement, 18.8% inconsistent); asserted with margin. System 1's
+    inputs right and none of the 16 ties (75.0% agreement, 18.8% inconsistent); the full row's BSM (same organism,
+    greedy) on these same first 10 eval pairs: agreement 0.70, inconsistent 0.30; asserted with margin. System 1's
     side (position bias) is the row's goal, asserted only as an ordering."""
     import os
     import subprocess
@@ -542,34 +543,3 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["coin_judge"]
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
-
-
-@pytest.mark.slow
-def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
-    """The S2A row, reduced (600 questions probed, 40 eval items, 32 unlabeled inputs, an organism of 64 rewrite
-    lessons built cold). The full row's ordering (docs/organism.md) asserted on the biased items, with margin."""
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true", S2D_DATA_DIR=str(staged_data))
-    cmd = [sys.executable, "-m", "s2d.run", "experiment=organism/paper", "+organism_row=s2a", "logger=none",
-           "task.probe_pool=600", "task.n_eval=40", "task.n_train=32", "model.tasks.triviaqa.n_train=88",
-           "eval.systems=[system1,system2,distilled]",
-           f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert m["system1/n_biased"] == 35 and m["system1/n_unbiased"] == 5
-    assert m["system2/accuracy_biased"] >= m["system1/accuracy_biased"] + S2A_MARGIN, m
-    assert m["distilled/accuracy_biased"] >= m["system1/accuracy_biased"] + S2A_MARGIN / 2, m
-    assert m["distilled/tokens_per_input"] < m["system2/tokens_per_input"], m
-    organism = next((tmp_path / "cache" / "organism").iterdir())
-    made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
-    assert made == {"solution": 64, "replay": 24}, made
-
-
-S2A_MARGIN = 0.15  # set from the measured reduced row (docs/organism.md)

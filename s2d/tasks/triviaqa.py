@@ -192,7 +192,7 @@ class TriviaQA:
                     raise RuntimeError("triviaqa: task.known_only needs the model's plain answers; "
                                        "load the task through s2d.stages.load_task")
                 pool, source = [q for q in self.candidates() if q["qid"] in self._known], \
-                    f"the {len(self._known)} of task.probe_pool={self.probe_pool} questions the model answered right"
+                    f"task.probe_pool={self.probe_pool} (questions the model answered right)"
             else:
                 pool, source = self._shuffled()
                 source += f" (after task.skip={self.skip})" if self.skip else ""

@@ -353,3 +353,20 @@ def test_the_whole_loop_on_the_strict_engine_never_holds_two(fake_vllm, tiny_mod
     log = proc.stderr + proc.stdout
     assert log.count("vllm: engine up for") >= 3  # generate, base evaluation (after training), distilled
     assert _held(fake_vllm) == {}  # no engine (nor its engine-core process) outlives the run
+
+
+def test_an_engine_whose_parent_is_gone_shuts_down_and_exits(fake_vllm, tiny_model_dir):
+    """The child's blocking wait for work ends when the parent's end of the pipe closes (as when the parent
+    dies): the engine stops its workers and exits by itself, without the parent killing its group."""
+    from s2d.llm.model import ModelSource
+
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))
+    backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    proc, held = backend._proc, _held(fake_vllm)
+    assert held
+    backend._conn.close()  # the parent's end goes, as it does when the parent process dies
+    proc.join(timeout=60)
+    assert proc.exitcode == 0
+    assert _held(fake_vllm) == {} and not any(_pid_alive(pid) for pid in held)
+    backend.release()  # nothing left to ask: it only forgets the engine
+    assert backend._proc is None and not V._RUNNING

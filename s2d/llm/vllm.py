@@ -209,10 +209,14 @@ def _engine_main(conn, engine: dict, adapter: str | None) -> None:
         conn.close()
         os._exit(1)
     conn.send(("ready", None))
+    parent_gone = False
     while True:
-        # Blocking is right here: the child waits for work, and a parent that dies closes its end, so
-        # recv() raises EOFError and the engine process ends with it.
-        msg = conn.recv()
+        # Blocking is right here: the child waits for work. A parent that dies closes its end (spawned, the
+        # child holds no copy of it), so recv() raises EOFError: the engine then shuts its workers down and ends.
+        try:
+            msg = conn.recv()
+        except EOFError:
+            msg, parent_gone = None, True
         if msg is None:
             break
         requests, params, use_adapter = msg
@@ -226,7 +230,8 @@ def _engine_main(conn, engine: dict, adapter: str | None) -> None:
         except Exception as e:  # the parent re-raises it with the engine's message
             conn.send(("error", f"{type(e).__name__}: {e}"))
     _shutdown_engine(llm)
-    conn.send(("closed", None))
+    if not parent_gone:
+        conn.send(("closed", None))
 
 
 class EngineError(RuntimeError):
@@ -258,7 +263,7 @@ class VLLMBackend:
                  gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
                  enable_prefix_caching: bool = True, seed: int = 0, max_lora_rank: int = 64,
                  probe_adapter: int = 8, progress: bool = True, start_timeout_s: float = 1800.0,
-                 generate_timeout_s: float | None = None, release_timeout_s: float = 120.0):
+                 generate_timeout_s: float | None = 3600.0, release_timeout_s: float = 120.0):
         check_lora_rank(max_lora_rank)
         if not 0 < gpu_memory_utilization <= 1:
             raise ValueError(f"backend.gpu_memory_utilization={gpu_memory_utilization}: must be in (0, 1]")

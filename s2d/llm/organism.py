@@ -71,6 +71,7 @@ class Organism:
         # Per task name, the method config whose calls it learns on that task's items (each call's code-written
         # target, the method's `lessons`); a task not named here learns cot's solution under `instruction`.
         self.teach = teach if teach is not None else {}
+        self._split: list | None = None  # the tasks and their items, built on first use (`_tasks`)
         # Generation-time settings a config may pass to any model source.
         self.revision = None
         self.trust_remote_code = False
@@ -123,28 +124,32 @@ class Organism:
         node = self.teach.get(name)
         return instantiate(node) if node is not None else CoT(self.instruction)
 
+    def _tasks(self) -> list[tuple[str, object, list, list[str]]]:
+        """Per task, built once (the key, the items and the build all ask): (name, task, its items whose input
+        is in no task of `avoid`, the ids of those that are)."""
+        if self._split is None:
+            avoided = self.avoided_inputs()
+            self._split = []
+            for name, node in self.tasks_cfg.items():
+                task = instantiate(node)
+                if name not in self.teach and not hasattr(task, "solution"):
+                    raise ValueError(f"model.tasks.{name}: task '{task.name}' has no worked solutions to train on; "
+                                     "the organism needs tasks with a solution() (last_letter, coin_flip, "
+                                     f"multiplication, gsm8k), or a method in model.teach.{name} that teaches it")
+                items = task.train_examples()
+                self._split.append((name, task, [e for e in items if not _keys(e) & avoided],
+                                    [e.id for e in items if _keys(e) & avoided]))
+        return self._split
+
     def dropped(self) -> dict[str, list[str]]:
         """Per task, the ids of its items left out because a task in `avoid` has the same input."""
-        avoided = self.avoided_inputs()
-        out = {}
-        for name, node in self.tasks_cfg.items():
-            ids = [e.id for e in instantiate(node).train_examples() if _keys(e) & avoided] if avoided else []
-            if ids:
-                out[name] = ids
-        return out
+        return {name: ids for name, _, _, ids in self._tasks() if ids}
 
     def items(self) -> list[tuple[str, object, list, list]]:
         """Per task: (name, task, items for worked solutions, items for System 1 replay); items whose input
         is an input of a task in `avoid` are dropped."""
         out = []
-        avoided = self.avoided_inputs()
-        for name, node in self.tasks_cfg.items():
-            task = instantiate(node)
-            if name not in self.teach and not hasattr(task, "solution"):
-                raise ValueError(f"model.tasks.{name}: task '{task.name}' has no worked solutions to train on; "
-                                 "the organism needs tasks with a solution() (last_letter, coin_flip, "
-                                 "multiplication, gsm8k), or a method in model.teach.{name} that teaches it")
-            examples = [e for e in task.train_examples() if not _keys(e) & avoided]
+        for name, task, examples, _ in self._tasks():
             if self.replay_per_task >= len(examples):
                 raise ValueError(f"model.replay_per_task={self.replay_per_task} leaves no worked solutions of "
                                  f"model.tasks.{name} ({len(examples)} items); lower it or raise that n_train")
@@ -215,6 +220,3 @@ class Organism:
     def load(self, dtype: str = "float32"):
         self.build()
         return ModelSource(name=self.name, name_or_path=self.resolve()[0]).load(dtype)
-
-
-# The paper's figures for the organism's rows (Yu et al. 2024, Tables 1, 2 and 4; Llama-2-70B-chat):

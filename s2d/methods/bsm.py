@@ -166,7 +166,7 @@ class BranchSolveMerge:
         missing = [ex.id for ex in examples if not {"query", "a", "b"} <= set(ex.meta)]
         if missing:
             raise ValueError(f"method=bsm judges pairs of replies; task '{task.name}' gives none "
-                             f"(first input: {missing[0]}). Use task=oasst2, task=mt_bench or task=coin_judge")
+                             f"(first input: {missing[0]}). Use task=oasst2, task=mt_bench or task=organism/bsm")
         branch_prompts = [self.branch_prompt(ex) for ex in examples]
         branches = llm.generate(branch_prompts, sampling, desc="bsm branch", seeds=call_seeds(sampling, examples, "branch"))
 

@@ -135,6 +135,7 @@ class TriviaQA:
         self.skip = skip
         self.known_only = known_only
         self.probe_pool = probe_pool
+        self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._questions: list[dict] | None = None
         self._wrong: dict[str, str] | None = None
@@ -168,12 +169,14 @@ class TriviaQA:
         return {"question": " ".join(str(question).split()), "answer": str(answer), "aliases": aliases}
 
     def _shuffled(self) -> tuple[list[dict], str]:
-        """Every question of the source after the first `skip`, in the seed's order, with its id."""
-        rows, source = self._rows()
-        parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
-        order = list(range(len(parsed)))
-        random.Random(self.seed).shuffle(order)
-        return [{**parsed[i], "qid": f"q{i}"} for i in order[self.skip:]], source
+        """Every question of the source after the first `skip`, in the seed's order, with its id (read once)."""
+        if self._order is None:
+            rows, source = self._rows()
+            parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
+            order = list(range(len(parsed)))
+            random.Random(self.seed).shuffle(order)
+            self._order = [{**parsed[i], "qid": f"q{i}"} for i in order[self.skip:]], source
+        return self._order
 
     def candidates(self) -> list[dict]:
         """known_only: the first `probe_pool` questions, each asked plainly before any is used."""

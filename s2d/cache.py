@@ -102,9 +102,12 @@ def task_key(cfg: DictConfig, split: str = "train") -> dict:
             **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(files.items())}}
 
 
-def inputs_key(cfg: DictConfig) -> str:
-    """Task inputs the base model helps write (e.g. TriviaQA's model-made wrong answers)."""
-    return digest("inputs", model_key(cfg), task_key(cfg))
+def inputs_key(cfg: DictConfig, requests) -> str:
+    """Task inputs the base model helps write (TriviaQA's model-made wrong answers, or which questions it
+    knows): keyed by the model and what it is asked — every (request id, prompt), answered greedily under
+    data_seed — so a task setting that leaves the requests alone (the split sizes of a known_only task)
+    reuses the answers instead of asking again."""
+    return digest("inputs", model_key(cfg), [[rid, prompt] for rid, prompt in requests], int(cfg.data_seed))
 
 
 def run_key(cfg: DictConfig) -> str:

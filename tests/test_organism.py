@@ -543,3 +543,19 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["coin_judge"]
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
+
+
+def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):
+    """The inputs stage is keyed by what the model is asked: resizing a known_only task's splits reuses the
+    probe's answers; asking other questions (a larger pool) or another model does not."""
+    from s2d import cache
+
+    def key(*overrides):
+        cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", *overrides)
+        return cache.inputs_key(cfg, instantiate(cfg.task).draft_requests())
+
+    base = key()
+    assert key("task.n_eval=40", "task.n_train=30") == base
+    assert key("task.probe_pool=1000") != base
+    assert key("data_seed=1") != base
+    assert key("model=smollm2-135m") != base

@@ -24,10 +24,11 @@ def run(cfg: DictConfig, llm=None) -> Path | None:
     task = instantiate(cfg.task)
     if not task_needs_model(task):
         return None
-    out = stage_dir(cfg, "inputs", cache.inputs_key(cfg))
+    requests = task.draft_requests()
+    out = stage_dir(cfg, "inputs", cache.inputs_key(cfg, requests))
     with stage_lock(out):
         if not is_done(out):
-            _draft_inputs(cfg, task, out, llm)
+            _draft_inputs(cfg, task, requests, out, llm)
     return out
 
 
@@ -46,8 +47,7 @@ def load_task(cfg: DictConfig, llm=None):
     return task
 
 
-def _draft_inputs(cfg: DictConfig, task, out: Path, llm) -> None:
-    requests = task.draft_requests()
+def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm) -> None:
     llm = llm or instantiate(cfg.backend)
     # The drafts are data (the inputs' wrong answers): seeded by data_seed and the item, never the sampling seed.
     draft = Sampling(n=1, temperature=0.0, max_new_tokens=24, seed=int(cfg.data_seed))

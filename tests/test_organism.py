@@ -334,6 +334,41 @@ def test_s2a_organism_learns_rewrites_of_questions_the_loop_never_asks(staged_da
     assert len(dropped) == 10 and len(overlapping.pairs()) == 190
 
 
+def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare_question(staged_data):
+    """Call replays: S2A's second call on a clean rewrite learns the base model's own reply to the bare question
+    (whatever it was), on lesson items outside the loop's pool; the prompt is exactly what `run` sends after
+    that rewrite, and no target is written by code."""
+    from conftest import ScriptedLLM
+    from s2d.llm.base import render_prompt
+    from s2d.types import Sampling
+
+    cfg, task, pool = _known_s2a_row(staged_data)
+    organism = instantiate(cfg.model)
+    [(name, lesson_task, solved, replayed)] = organism.items()
+    replayed_calls = organism.call_replays_of(name, lesson_task, solved)
+    assert len(replayed_calls) == cfg.model.call_replays == 100
+    assert all(plain == e.meta["question"] and call == "answer" for e, call, _, plain in replayed_calls)
+    assert not {e.meta["question"] for e, *_ in replayed_calls} & {q["question"] for q in pool}
+    replies = {(name, e.id, "answer"): f"base reply to {e.id}" for e, *_ in replayed_calls}
+    replies.update({(name, e.id): f"base System 1 reply to {e.id}" for e in replayed})
+    rows = organism.pairs(replies)
+    kinds = [r["kind"] for r in rows]
+    assert (kinds.count("solution"), kinds.count("call_replay"), kinds.count("replay")) == (200, 100, 24)
+    assert all(r["target"] == f"base reply to {r['id']}" for r in rows if r["kind"] == "call_replay")
+    # what run sends as call 2 when call 1 replies with the lesson's rewrite
+    method = instantiate(cfg.method)
+    lesson = {render_prompt(p): t for e, *_ in replayed_calls for _, p, t in method.lessons(lesson_task, e)}
+    sent = []
+    llm = ScriptedLLM(lambda text, k: lesson[text] if text in lesson else sent.append(text) or "Paris.")
+    method.run([e for e, *_ in replayed_calls], lesson_task, llm, Sampling(n=1, temperature=0.0))
+    assert sent == [render_prompt(r["prompt"]) for r in rows if r["kind"] == "call_replay"]
+    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+                                     "model.call_replays=0").model).key() != organism.key()
+    with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no later call"):
+        cot = instantiate(compose_organism("+model.call_replays=3").model)
+        cot.pairs({})
+
+
 def test_lessons_are_what_the_method_sends_with_a_code_written_target():
     from s2d.methods.base import lessons
     from s2d.methods.cot import CoT

@@ -6,7 +6,9 @@ supervised fine-tuning on code-written worked solutions (each task's `solution()
 System 2 prompt (`cot` with `instruction`) and never on a code-written direct answer. Trained on solutions
 alone, it writes a solution under any prompt, so System 1 would reason too; `replay_per_task` items per
 task therefore pair the bare System 1 prompt with the *base model's own* greedy System 1 reply (right or
-wrong, as the base model had it), which keeps System 1 as it was. The paper's unsupervised loop then
+wrong, as the base model had it), which keeps System 1 as it was. A method with several calls can do the same for a later call (`call_replays`:
+S2A's answer on a clean rewrite learns the base model's own reply to the bare question, since the base model
+answers "Question: ... Answer without bias" worse than it answers the question). The paper's unsupervised loop then
 runs on the organism unchanged, on fresh unlabeled inputs.
 
 `Organism` is a model source (`model=organism`, beside ModelSource in s2d/llm/model.py): it trains on first use and caches the result under
@@ -52,7 +54,7 @@ class Organism:
     def __init__(self, name: str, base: DictConfig, tasks: DictConfig, instruction: str | None, train: DictConfig,
                  replay_per_task: int = 0, replay_max_new_tokens: int = 64, seed: int = 0,
                  cache_dir: str = "outputs/cache/organism", avoid: DictConfig | None = None,
-                 distill: DictConfig | None = None, teach: DictConfig | None = None):
+                 distill: DictConfig | None = None, teach: DictConfig | None = None, call_replays: int = 0):
         self.name = name
         self.replay_per_task = replay_per_task
         self.replay_max_new_tokens = replay_max_new_tokens
@@ -71,6 +73,10 @@ class Organism:
         # Per task name, the method config whose calls it learns on that task's items (each call's code-written
         # target, the method's `lessons`); a task not named here learns cot's solution under `instruction`.
         self.teach = teach if teach is not None else {}
+        # Per taught task, how many of its lesson items also carry the method's call replays (`replays`: a later
+        # call of the method, e.g. S2A's answer on the clean rewrite, whose target is the base model's own reply
+        # to the plain input), so that call behaves as the base model does on plain inputs. 0: none.
+        self.call_replays = call_replays
         self._split: list | None = None  # the tasks and their items, built on first use (`_tasks`)
         # Generation-time settings a config may pass to any model source.
         self.revision = None
@@ -91,6 +97,8 @@ class Organism:
         if self.teach:  # keyed only when set, so organisms that learn cot alone keep their keys
             parts.append({name: [cache.content(node), getattr(get_class(node._target_), "version", 0)]
                           for name, node in self.teach.items()})
+        if self.call_replays:  # likewise
+            parts.append({"call_replays": self.call_replays})
         dropped = self.dropped()
         if dropped:  # keyed by what it trains on: `avoid` matters only through the items it removes
             parts.append(dropped)
@@ -157,36 +165,61 @@ class Organism:
             out.append((name, task, examples[:cut], examples[cut:]))
         return out
 
-    def pairs(self, replies: dict[tuple[str, str], str] | None = None) -> list[dict]:
-        """(System 2 call's prompt → code-written target) rows, one per call of the method it learns on that
-        task (cot: one call, the worked solution), then (System 1 prompt → base model's reply) replay rows.
+    def call_replays_of(self, name: str, task, solved: list) -> list[tuple[object, str, object, str]]:
+        """(item, call, that call's prompt, the plain prompt whose base-model reply is its target) for the first
+        `call_replays` lesson items of task `name`."""
+        if not self.call_replays:
+            return []
+        method = self.method(name)
+        if not hasattr(method, "replays"):  # an optional method part, like lessons
+            raise ValueError(f"model.call_replays={self.call_replays}: the method taught on model.tasks.{name} "
+                             f"('{method.name}') has no later call to replay (no replays(task, example)); "
+                             "methods with call replays: s2a. Set model.call_replays=0")
+        return [(e, call, prompt, plain) for e in solved[:self.call_replays]
+                for call, prompt, plain in method.replays(task, e)]
 
-        `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item.
+    def pairs(self, replies: dict[tuple, str] | None = None) -> list[dict]:
+        """(System 2 call's prompt → code-written target) rows, one per call of the method it learns on that
+        task (cot: one call, the worked solution); then (a later call's prompt → base model's reply to the
+        plain input) call-replay rows; then (System 1 prompt → base model's reply) replay rows.
+
+        `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item, and
+        `replies[(task name, item id, call)]` its reply to each call replay's plain prompt.
         """
         rows = []
         for name, task, solved, replayed in self.items():
             method = self.method(name)
             rows += [{"task": name, "kind": "solution", "id": e.id, "call": stage, "prompt": prompt, "target": target}
                      for e in solved for stage, prompt, target in lessons(method, task, e, f"model.teach.{name}")]
+            if replies is None:
+                continue
+            rows += [{"task": name, "kind": "call_replay", "id": e.id, "call": call, "prompt": prompt,
+                      "target": replies[(name, e.id, call)]}
+                     for e, call, prompt, _ in self.call_replays_of(name, task, solved)]
             rows += [{"task": name, "kind": "replay", "id": e.id, "prompt": task.prompt(e),
-                      "target": replies[(name, e.id)]} for e in replayed if replies is not None]
+                      "target": replies[(name, e.id)]} for e in replayed]
         return rows
 
-    def replay_replies(self) -> dict[tuple[str, str], str]:
-        """The base model's greedy System 1 replies to the replay items (its behaviour before fine-tuning)."""
+    def replay_replies(self) -> dict[tuple, str]:
+        """The base model's greedy replies (its behaviour before fine-tuning): to the bare System 1 prompt of
+        each replay item, keyed (task, id), and to the plain prompt of each call replay, keyed (task, id, call)."""
         from s2d.llm.hf import HFBackend
         from s2d.types import Sampling, request_seed
 
-        wanted = [(name, task, e) for name, task, _, replayed in self.items() for e in replayed]
+        wanted = []  # (key, prompt, seed)
+        for name, task, solved, replayed in self.items():
+            wanted += [((name, e.id, call), plain, request_seed(self.seed, name, e.id, f"replay:{call}"))
+                       for e, call, _, plain in self.call_replays_of(name, task, solved)]
+            wanted += [((name, e.id), task.prompt(e), request_seed(self.seed, name, e.id, "replay"))
+                       for e in replayed]
         if not wanted:
             return {}
         llm = HFBackend(self.base, progress=False)
-        outs = llm.generate([task.prompt(e) for _, task, e in wanted],
+        outs = llm.generate([p for _, p, _ in wanted],
                             Sampling(n=1, temperature=0.0, max_new_tokens=self.replay_max_new_tokens),
-                            desc="organism replay", seeds=[request_seed(self.seed, name, e.id, "replay")
-                                                           for name, _, e in wanted])
+                            desc="organism replay", seeds=[s for _, _, s in wanted])
         llm.release()
-        return {(name, e.id): o[0].text for (name, _, e), o in zip(wanted, outs)}
+        return {key: o[0].text for (key, _, _), o in zip(wanted, outs)}
 
     def build(self) -> Path:
         """Train the organism unless it is cached; returns its directory."""
@@ -203,14 +236,16 @@ class Organism:
 
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)
-        replay = sum(r["kind"] == "replay" for r in rows)
-        log.info("organism: fine-tuning %s on %d worked solutions and %d System 1 replay pairs (%s), once; "
-                 "cached in %s", self.base.name, len(rows) - replay, replay, ", ".join(self.tasks_cfg), out)
+        made = {k: sum(r["kind"] == k for r in rows) for k in ("solution", "call_replay", "replay")}
+        log.info("organism: fine-tuning %s on %d code-written lessons, %d call replays and %d System 1 replay "
+                 "pairs (%s), once; cached in %s", self.base.name, made["solution"], made["call_replay"],
+                 made["replay"], ", ".join(self.tasks_cfg), out)
         info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
         if not info.pop("global_zero"):
             return
         dropped = self.dropped()
-        counts = {n: {**{k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in ("solution", "replay")},
+        kinds = ("solution", "replay") + (("call_replay",) if self.call_replays else ())
+        counts = {n: {**{k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in kinds},
                       **({"dropped_as_loop_inputs": len(dropped[n])} if n in dropped else {})}
                   for n in self.tasks_cfg}
         mark_done(out, {"stage": "organism", **info, "tasks": counts})

@@ -92,6 +92,16 @@ class S2A:
         return [("rewrite", self.rewrite_prompt(task.prompt(example)),
                  f"Context: {context or 'none'}\nQuestion: {question}")]
 
+    def replays(self, task, example) -> list[tuple[str, object, str]]:
+        """Call 2 on the code-written rewrite, with the plain question whose reply by the *base* model is this
+        call's target: (call, prompt, plain prompt). The model organism learns to answer a rewrite as its base
+        model answers the bare question, right or wrong; no answer here is written by code."""
+        context, question = task.unbiased(example)
+        rewrite = f"Context: {context or 'none'}\nQuestion: {question}"
+        extracted, _ = self.extracted(rewrite, task.prompt(example))
+        return [("answer", self.prompts["answer"].format(extracted=extracted),
+                 f"{context}\n\n{question}" if context else question)]
+
     def run(self, examples, task, llm, sampling):
         rewrite_prompts = [self.rewrite_prompt(task.prompt(e)) for e in examples]
 

@@ -342,7 +342,7 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     from s2d.llm.base import render_prompt
     from s2d.types import Sampling
 
-    cfg, task, pool = _known_s2a_row(staged_data)
+    cfg, task, pool = _known_s2a_row(staged_data, "model.call_replays=100")
     organism = instantiate(cfg.model)
     [(name, lesson_task, solved, replayed)] = organism.items()
     replayed_calls = organism.call_replays_of(name, lesson_task, solved)
@@ -362,8 +362,7 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     llm = ScriptedLLM(lambda text, k: lesson[text] if text in lesson else sent.append(text) or "Paris.")
     method.run([e for e, *_ in replayed_calls], lesson_task, llm, Sampling(n=1, temperature=0.0))
     assert sent == [render_prompt(r["prompt"]) for r in rows if r["kind"] == "call_replay"]
-    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
-                                     "model.call_replays=0").model).key() != organism.key()
+    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}").model).key() != organism.key()
     with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no later call"):
         cot = instantiate(compose_organism("+model.call_replays=3").model)
         cot.pairs({})
@@ -578,6 +577,34 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["coin_judge"]
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
+def test_s2a_row_reduced_takes_back_the_opinions_sway(tmp_path, staged_data):
+    """The S2A row, reduced: an organism taught on S2A_LESSONS rewrites (S2A_CALL_REPLAYS of them also teach the
+    answer call) and the loop on S2A_PROBE probed questions. MEASURED_S2A; asserted with margin."""
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
+    cmd = [sys.executable, "-m", "s2d.run", "experiment=organism/paper", "+organism_row=s2a", "logger=none",
+           *S2A_REDUCED, "eval.systems=[system1,system2,distilled]", f"paths.data_dir={staged_data}",
+           f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    print({k: v for k, v in m.items() if k.split("/")[0] in ("system1", "system2", "distilled")})
+    biased = {s: m[f"{s}/accuracy_biased"] for s in ("system1", "system2")}
+    assert biased["system2"] >= biased["system1"] + S2A_MARGIN, m
+    assert m["distilled/tokens_per_input"] <= 0.5 * m["system2/tokens_per_input"], m
+    organism = next((tmp_path / "cache" / "organism").iterdir())
+    made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
+    assert made == S2A_MADE, made
 
 
 def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):

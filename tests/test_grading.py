@@ -194,6 +194,57 @@ def test_triviaqa_golden(text, right):
     assert t.score(t.extract(text), tq()) is right
 
 
+def wayne():
+    q = "The film actor Marion Michael Morrison is better known by what name?"
+    return Example("w", q, gold="John Wayne",
+                   meta={"aliases": ["John Wayne", "Marion Michael Morrison", "Duke Wayne"], "question": q})
+
+
+TRIVIAQA_ECHO = [
+    # reply (question: "The film actor Marion Michael Morrison is better known by what name?")     right?
+    ("The film actor Marion Michael Morrison is better known by what name?",                     False),  # the question
+    ("Marion Michael Morrison is better known by the name \"MUSADEM\".",                          False),  # its alias, echoed
+    ("Marion Michael Morrison.",                                                                 True),   # said alone: the
+    # rule cannot tell it from "Offering." to a question naming its choices, and TriviaQA lists it as an alias
+    ("Marion Michael Morrison is better known as John Wayne.",                                   True),
+    ("He was known as Duke Wayne.",                                                              True),
+    ("John Wayne",                                                                               True),
+]
+
+
+@pytest.mark.parametrize("text, right", TRIVIAQA_ECHO)
+def test_triviaqa_an_alias_the_question_holds_is_not_an_answer(text, right):
+    t = TriviaQA.__new__(TriviaQA)
+    assert t.score(t.extract(text), wayne()) is right
+
+
+def question(q, gold, *aliases):
+    return Example("q", q, gold=gold, meta={"aliases": [gold, *aliases], "question": q})
+
+
+# (question, gold, reply, right?): an alias the question holds counts where the reply says it in its own words
+TRIVIAQA_IN_QUESTION = [
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
+     "Offering.", True),                                                       # a question naming its choices
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
+     "An oblation is an offering to a god.", True),
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
+     "What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", False),  # echoed
+    ("If you were from the Cayman Islands, which is part of the British West Indies, what sort of passport would "
+     "you have?", "British", "You would have a British passport.", True),
+    ("If you were from the Cayman Islands, which is part of the British West Indies, what sort of passport would "
+     "you have?", "British", "The Cayman Islands are part of the British West Indies.", False),
+    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", "Jupiter is larger.", True),
+    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", "Saturn is larger.", False),
+]
+
+
+@pytest.mark.parametrize("q, gold, text, right", TRIVIAQA_IN_QUESTION)
+def test_triviaqa_an_alias_in_the_question_counts_only_in_the_replys_own_words(q, gold, text, right):
+    t = TriviaQA.__new__(TriviaQA)
+    assert t.score(t.extract(text), question(q, gold)) is right
+
+
 def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge():
     t = TriviaQA.__new__(TriviaQA)
     assert not t.score(t.extract("Roald Dahl, not Enid Blyton"), tq("Enid Blyton"))

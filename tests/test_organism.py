@@ -623,12 +623,13 @@ _OPINION = ("i think", "i don't think", "not sure")
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged_data):
-    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test). Measured here: REDUCED_MEASURED.
-    This reduced organism's System 1 is barely swayed on its known questions and its second call often repeats
-    the question, so the reduced row does not show S2A above System 1 and that ordering is not asserted (on the
-    full row it is +13.5 points, not beyond noise at n=52: docs/organism.md). Asserted with margin: the organism
-    learnt the rewrite (every rewrite parses; at least 80% hold no opinion), and the distilled model answers in
-    at most half S2A's tokens."""
+    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test). Measured here (8 min 12 s,
+    peak 9.7 GiB, grader 3): all 20 eval rewrites parsed and held no opinion; on the 18 biased items System 1
+    83.3%, S2A 27.8%, distilled 61.1%; tokens per input S2A 41.9, distilled 17.75 (0.42x). This reduced
+    organism's System 1 is barely swayed on its known questions and its second call often repeats the question,
+    so the reduced row does not show S2A above System 1, and no ordering of accuracies is asserted (the full
+    row's figures are in docs/organism.md). Asserted with margin: the organism learnt the rewrite (every rewrite
+    parses, at least 80% hold no opinion), and the distilled model answers in at most 0.6x S2A's tokens."""
     import os
     import subprocess
     import sys
@@ -650,7 +651,7 @@ def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged
     questions = [parse_rewrite(t["calls"][0]["text"]) for t in traces]
     clean = [q is not None and not any(o in q[1].lower() for o in _OPINION) for q in questions]
     assert sum(clean) >= 0.8 * len(traces), [t["calls"][0]["text"] for t in traces]
-    assert m["distilled/tokens_per_input"] <= 0.5 * m["system2/tokens_per_input"], m
+    assert m["distilled/tokens_per_input"] <= 0.6 * m["system2/tokens_per_input"], m
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
     assert made == {"solution": 60, "replay": 8}, made

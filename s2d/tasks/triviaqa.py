@@ -106,7 +106,7 @@ class TriviaQA:
     train_only_keys = ()  # eval inputs borrow wrong answers from train questions, so n_train shapes them
     version = 1  # bump when prompts or inputs change: cached stages are then redone
     grader_version = 3  # 2: last marker's segment, echoes of the opinion removed, hedges never right;
-    # 3: an alias the question itself contains does not count (an echoed question is not an answer)
+    # 3: an alias the question itself holds counts only in the reply's own words (a repeated question is no answer)
     rephrase_note = "Keep the question itself unchanged in meaning."
     respond_suffix = ""
 
@@ -266,7 +266,8 @@ class TriviaQA:
         if self.known_only:
             by_id = {q["qid"]: q for q in self.candidates()}
             self._known = {k for k, v in probes.items() if k in by_id and self.score(v, Example(
-                id=k, input=by_id[k]["question"], gold=by_id[k]["answer"], meta={"aliases": by_id[k]["aliases"], "question": by_id[k]["question"]}))}
+                id=k, input=by_id[k]["question"], gold=by_id[k]["answer"],
+                meta={"aliases": by_id[k]["aliases"], "question": by_id[k]["question"]}))}
             self._questions = None
             self.probe_stats = {"probed": len(probes), "known": len(self._known)}
         by_id = {q["qid"]: q for q in self.questions()}

@@ -97,11 +97,11 @@ def task_key(cfg: DictConfig, split: str = "train") -> dict:
     config = content(cfg.task)
     if split == "eval":
         config = {k: v for k, v in config.items() if k not in cls.train_only_keys}
-    files = instantiate(cfg.task).data_files()
+    task = instantiate(cfg.task)
     key = {"config": config, "version": cls.version,
-           **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(files.items())}}
-    if config.get("known_only"):  # its items are the questions the grader counted right: a grader change moves them
-        key["grader_version"] = cls.grader_version
+           **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(task.data_files().items())}}
+    if getattr(task, "items_graded", False):  # part of the optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
+        key["grader_version"] = cls.grader_version  # the grader chose the items: a grader change moves them
     return key
 
 

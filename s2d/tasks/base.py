@@ -60,7 +60,8 @@ OPTIONAL_TASK_PARTS = {
     "extra_metrics": "extra_metrics(examples, answers, system) -> dict: figures spanning several inputs (judging pairs)",
     "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",
     "drafts": "needs_model / draft_requests() / use_drafts(drafts) / draft_stats: inputs the base model helps "
-              "write, made once by the inputs stage (s2d/stages/inputs.py)",
+              "write, made once by the inputs stage (s2d/stages/inputs.py); items_graded: True when the grader "
+              "picks the items from those drafts (then the task's stages are keyed by its grader_version)",
 }
 
 

@@ -257,6 +257,11 @@ class TriviaQA:
         return [(q["qid"], wrong_answer_prompt(q["question"]))
                 for q, v in zip(self.questions(), eval_v + train_v) if v == "suggest_incorrect"]
 
+    @property
+    def items_graded(self) -> bool:
+        """known_only: the items are the questions whose plain answers the grader counted right."""
+        return self.known_only
+
     def use_drafts(self, drafts: dict[str, str]) -> None:
         """The model's raw replies to `draft_requests`, by request id."""
         probes = {k.removeprefix("probe:"): v for k, v in drafts.items() if k.startswith("probe:")}

@@ -63,15 +63,16 @@ def _neighbours(words: list[str], alias: list[str]) -> list[tuple[str | None, st
             for i in range(len(words) - n + 1) if words[i:i + n] == alias]
 
 
-def said_not_echoed(alias: str, response: str, question: str | None) -> bool:
+def said_not_echoed(alias: str, response: list[str], question: list[str]) -> bool:
     """True if the response holds the alias (normalised, whole words) at least once where it is not part of
     the question repeated: where the question holds the alias too, an occurrence with the same word just
-    before or just after it as one of the question's occurrences is an echo."""
+    before or just after it as one of the question's occurrences is an echo. `response` and `question` are
+    normalised words."""
     a = normalize(alias).split()
     if not a:
         return False
-    said = _neighbours(normalize(response).split(), a)
-    asked = _neighbours(normalize(question).split(), a) if question else []
+    said = _neighbours(response, a)
+    asked = _neighbours(question, a)
     if not asked:
         return bool(said)
     return any(not any((before is not None and before == qb) or (after is not None and after == qa)
@@ -356,9 +357,10 @@ class TriviaQA:
         if answer is None:
             return False
         aliases, incorrect = example.meta["aliases"], example.meta.get("incorrect")
-        question = example.meta.get("question")
+        asked = normalize(example.meta.get("question") or "").split()
         for sentence in sentences(answer):
-            if not any(said_not_echoed(a, sentence, question) for a in aliases):
+            said = normalize(sentence).split()
+            if not any(said_not_echoed(a, said, asked) for a in aliases):
                 continue
             words = f" {normalize(sentence)} "
             hedge = " or " in words and not any(" or " in f" {normalize(a)} " for a in aliases)

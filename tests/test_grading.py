@@ -10,7 +10,7 @@ from s2d.tasks.gsm8k import GSM8k
 from s2d.tasks.judge import PairTask
 from s2d.tasks.last_letter import LastLetter
 from s2d.tasks.multiplication import Multiplication
-from s2d.tasks.triviaqa import TriviaQA
+from s2d.tasks.triviaqa import TriviaQA, offered_as_choice
 from s2d.types import Example
 
 # ---- last letter (gold in the comments is what the reply commits to, right or wrong) -----------------------
@@ -204,8 +204,8 @@ TRIVIAQA_ECHO = [
     # reply (question: "The film actor Marion Michael Morrison is better known by what name?")     right?
     ("The film actor Marion Michael Morrison is better known by what name?",                     False),  # the question
     ("Marion Michael Morrison is better known by the name \"MUSADEM\".",                          False),  # its alias, echoed
-    ("Marion Michael Morrison.",                                                                 True),   # said alone: the
-    # rule cannot tell it from "Offering." to a question naming its choices, and TriviaQA lists it as an alias
+    ("Marion Michael Morrison.",                                                                 False),  # said alone, still
+    # the question's own words: it offers no choices, so "Offering." to "…? Offering; Curse; or Church?" is not this
     ("Marion Michael Morrison is better known as John Wayne.",                                   True),
     ("He was known as Duke Wayne.",                                                              True),
     ("John Wayne",                                                                               True),
@@ -222,27 +222,57 @@ def question(q, gold, *aliases):
     return Example("q", q, gold=gold, meta={"aliases": [gold, *aliases], "question": q})
 
 
-# (question, gold, reply, right?): an alias the question holds counts where the reply says it in its own words
+# (question, gold, aliases, reply, right?): an alias the question holds never counts, unless the question offers it
+# as a choice. TriviaQA's alias lists hold such strings (each case below is a staged question's own list, cut short).
 TRIVIAQA_IN_QUESTION = [
-    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering", (),
      "Offering.", True),                                                       # a question naming its choices
-    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering", (),
      "An oblation is an offering to a god.", True),
-    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering",
-     "What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", False),  # echoed
+    ("What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", "Offering", (),
+     "What is an oblation in relation to a god? Offering; Curse; Damnation; or Church?", False),  # echoed: a hedge
+    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", (), "Jupiter is larger.", True),
+    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", (), "Saturn is larger.", False),
+    ("Which is the largest in area - The Sahara Desert or Australia?", "The Sahara Desert", ("Sahara Desert",),
+     "The Sahara Desert is larger.", True),
+    ("How many pennies were in a British pre-decimal pound? 120; 200; 204; or 240?", "240", (),
+     "There were 240 pennies in a pound.", True),                              # the last choice, after "or"
+    ("In what year was the first episode of Doctor Who broadcast? 1959, 1963 or 1967?", "1963", (),
+     "It was broadcast in 1959, 1963 or 1967.", False),                        # every choice: a hedge
+    ("What monkey is friends with the Man in the Yellow Hat?", "Curious George", ("The Man in the Yellow Hat",),
+     "The Man in the Yellow Hat is a 1970s film noir.", False),                # talks about the question's words
+    ("What monkey is friends with the Man in the Yellow Hat?", "Curious George", ("The Man in the Yellow Hat",),
+     "Curious George is his friend.", True),
+    ("Who was Bridget Jones's true love?", "Mark Darcy", ("Bridget Jones",),
+     "The true love of Bridget Jones is not a romantic comedy.", False),
+    ("In American football and other sports, who or what is a M.V.P.?", "MOST VALUABLE PLAYER", ("M.V.P.",),
+     "The M.V.P. is a term used in sports.", False),                           # an "or" that lists no choices
+    ("In American football and other sports, who or what is a M.V.P.?", "MOST VALUABLE PLAYER", ("M.V.P.",),
+     "It stands for Most Valuable Player.", True),
+    # The price of the rule: an answer that is a word the question already uses cannot be given in that word
+    # (5 of the 178 staged questions that hold an alias are like this; docs/grading.md).
     ("If you were from the Cayman Islands, which is part of the British West Indies, what sort of passport would "
-     "you have?", "British", "You would have a British passport.", True),
+     "you have?", "British", (), "You would have a British passport.", False),
     ("If you were from the Cayman Islands, which is part of the British West Indies, what sort of passport would "
-     "you have?", "British", "The Cayman Islands are part of the British West Indies.", False),
-    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", "Jupiter is larger.", True),
-    ("Which planet is larger, Jupiter or Saturn?", "Jupiter", "Saturn is larger.", False),
+     "you have?", "British", (), "The Cayman Islands are part of the British West Indies.", False),
 ]
 
 
-@pytest.mark.parametrize("q, gold, text, right", TRIVIAQA_IN_QUESTION)
-def test_triviaqa_an_alias_in_the_question_counts_only_in_the_replys_own_words(q, gold, text, right):
+def test_triviaqa_a_choice_is_found_only_in_a_list_of_choices():
+    assert offered_as_choice("Offering", "What is an oblation? Offering; Curse; Damnation; or Church?")
+    assert offered_as_choice("Church", "What is an oblation? Offering; Curse; Damnation; or Church?")
+    assert offered_as_choice("Sahara Desert", "Which is larger - The Sahara Desert or Australia?")
+    assert not offered_as_choice("M.V.P.", "In sports, who or what is a M.V.P.?")
+    assert not offered_as_choice("Paraskevidekatriaphobia",
+                                 "Friggatriskaidekaphobia (or paraskevidekatriaphobia) is the fear of what?")
+    assert not offered_as_choice("British", "Which is part of the British West Indies, what passport?")  # no "or"
+    assert not offered_as_choice("", "Red or blue?")
+
+
+@pytest.mark.parametrize("q, gold, aliases, text, right", TRIVIAQA_IN_QUESTION)
+def test_triviaqa_an_alias_in_the_question_counts_only_as_an_offered_choice(q, gold, aliases, text, right):
     t = TriviaQA.__new__(TriviaQA)
-    assert t.score(t.extract(text), question(q, gold)) is right
+    assert t.score(t.extract(text), question(q, gold, *aliases)) is right
 
 
 def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge():

@@ -105,12 +105,14 @@ def task_key(cfg: DictConfig, split: str = "train") -> dict:
     return key
 
 
-def inputs_key(cfg: DictConfig, requests) -> str:
+def inputs_key(cfg: DictConfig, requests, caps: dict[str, int] | None = None) -> str:
     """Task inputs the base model helps write (TriviaQA's model-made wrong answers, or which questions it
     knows): keyed by the model and what it is asked — every (request id, prompt), answered greedily under
-    data_seed — so a task setting that leaves the requests alone (the split sizes of a known_only task)
-    reuses the answers instead of asking again."""
-    return digest("inputs", model_key(cfg), [[rid, prompt] for rid, prompt in requests], int(cfg.data_seed))
+    data_seed, with its token cap where `caps` gives one (where it is not the default) — so a task setting that
+    leaves the requests alone (the split sizes of a known_only task) reuses the answers instead of asking again."""
+    caps = caps or {}
+    return digest("inputs", model_key(cfg), [[rid, prompt] + ([caps[rid]] if rid in caps else [])
+                                             for rid, prompt in requests], int(cfg.data_seed))
 
 
 def run_key(cfg: DictConfig) -> str:

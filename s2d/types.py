@@ -22,6 +22,9 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+DRAFT_MAX_NEW_TOKENS = 24  # token cap of an input the model helps write (s2d/stages/inputs.py), unless its task says
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Decoding parameters of one batch of LLM calls; temperature 0 means greedy."""

@@ -307,8 +307,9 @@ def test_a_known_only_tasks_stages_are_keyed_by_its_grader(staged_data, monkeypa
 
 
 def test_the_probe_does_not_count_an_answer_the_question_already_holds(staged_data):
-    """A plain reply whose only alias is one the question contains (an echo) does not make a question known."""
-    from s2d.tasks.triviaqa import alias_in
+    """A plain reply whose only alias is one the question contains (an echo) does not make a question known,
+    unless the question offers that alias as a choice."""
+    from s2d.tasks.triviaqa import alias_in, offered_as_choice
 
     cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}")
     task = instantiate(cfg.task)
@@ -320,10 +321,12 @@ def test_the_probe_does_not_count_an_answer_the_question_already_holds(staged_da
     with pytest.raises(ValueError, match="task.probe_pool=2000 .questions the model answered right. has 0 questions"):
         task.use_drafts(replies)
     assert task.probe_stats["known"] == 0
-    replies.update({f"probe:{q['qid']}": f"{q['answer']}." for q in echoed})  # the answer alone, as for a choice
-    with pytest.raises(ValueError, match=f"has {len(echoed)} questions"):
+    replies.update({f"probe:{q['qid']}": f"{q['answer']}." for q in echoed})  # the answer alone
+    offered = [q for q in echoed if offered_as_choice(q["answer"], q["question"])]  # "…? 1959, 1963 or 1967?"
+    assert 0 < len(offered) < len(echoed)
+    with pytest.raises(ValueError, match=f"has {len(offered)} questions"):
         task.use_drafts(replies)
-    assert task.probe_stats["known"] == len(echoed)
+    assert task.probe_stats["known"] == len(offered)
 
 
 def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
@@ -660,14 +663,34 @@ def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged
 def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):
     """The inputs stage is keyed by what the model is asked: resizing a known_only task's splits reuses the
     probe's answers; asking other questions (a larger pool) or another model does not."""
-    from s2d import cache
+    from s2d.stages import inputs
 
     def key(*overrides):
         cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", *overrides)
-        return cache.inputs_key(cfg, instantiate(cfg.task).draft_requests())
+        task = instantiate(cfg.task)
+        return inputs.key(cfg, task, task.draft_requests())
 
     base = key()
     assert key("task.n_eval=40", "task.n_train=30") == base
     assert key("task.probe_pool=1000") != base
+    assert key("eval.max_new_tokens=64") != base  # the probe decodes as the eval does
     assert key("data_seed=1") != base
     assert key("model=smollm2-135m") != base
+
+
+def test_the_probe_decodes_and_grades_as_the_eval_does_system1(staged_data):
+    """A probe reply is capped at eval.max_new_tokens (the wrong-answer drafts stay short), and a reply that hit
+    the cap is graded as the eval grades System 1's: its unfinished last sentence does not count."""
+    from s2d.tasks.triviaqa import alias_in
+
+    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "eval.max_new_tokens=40")
+    task = instantiate(cfg.task)
+    assert {task.draft_max_new_tokens(rid) for rid, _ in task.draft_requests()} == {40}
+    assert task.draft_max_new_tokens("q1") == 24
+    pool = task.candidates()
+    q = next(q for q in pool if not alias_in([q["answer"]], q["question"]))
+    replies = {rid: "I don't know." for rid, _ in task.draft_requests()}
+    replies[f"probe:{q['qid']}"] = f"That is a fine question. It is {q['answer']}"  # cut before its full stop
+    for truncated, known in ((frozenset(), 1), (frozenset({f"probe:{q['qid']}"}), 0)):
+        with pytest.raises(ValueError, match=f"has {known} questions"):
+            task.use_drafts(replies, truncated)

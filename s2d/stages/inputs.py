@@ -12,7 +12,7 @@ from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_jsonl, rewrite_jsonl, stage_lock
 from s2d.llm.base import render_prompt
 from s2d.stages import resolved, stage_dir
-from s2d.types import Sampling, request_seed
+from s2d.types import DRAFT_MAX_NEW_TOKENS, Sampling, request_seed
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +25,17 @@ def run(cfg: DictConfig, llm=None) -> Path | None:
     if not task_needs_model(task):
         return None
     requests = task.draft_requests()
-    out = stage_dir(cfg, "inputs", cache.inputs_key(cfg, requests))
+    out = stage_dir(cfg, "inputs", key(cfg, task, requests))
     with stage_lock(out):
         if not is_done(out):
             _draft_inputs(cfg, task, requests, out, llm)
     return out
+
+
+def key(cfg: DictConfig, task, requests) -> str:
+    """The stage's cache key: the model, every request and its token cap where that is not the default."""
+    caps = {rid: cap for rid, _ in requests if (cap := draft_cap(task, rid)) != DRAFT_MAX_NEW_TOKENS}
+    return cache.inputs_key(cfg, requests, caps)
 
 
 def task_needs_model(task) -> bool:
@@ -43,20 +49,37 @@ def load_task(cfg: DictConfig, llm=None):
     if not task_needs_model(task):
         return task
     out = run(cfg, llm)
-    task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    use_drafts(task, out)
     return task
+
+
+def draft_cap(task, request_id: str) -> int:
+    """A draft request's token cap: the task's own (optional `draft_max_new_tokens`, part of its "drafts"), else 24."""
+    caps = getattr(task, "draft_max_new_tokens", None)
+    return caps(request_id) if caps else DRAFT_MAX_NEW_TOKENS
+
+
+def use_drafts(task, out: Path) -> None:
+    rows = read_jsonl(out / "drafts.jsonl")  # rows written before `truncated` was recorded read as not truncated
+    task.use_drafts({r["id"]: r["text"] for r in rows}, frozenset(r["id"] for r in rows if r.get("truncated")))
 
 
 def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm) -> None:
     llm = llm or instantiate(cfg.backend)
-    # The drafts are data (the inputs' wrong answers): seeded by data_seed and the item, never the sampling seed.
-    draft = Sampling(n=1, temperature=0.0, max_new_tokens=24, seed=int(cfg.data_seed))
-    comps = llm.generate([p for _, p in requests], draft, desc="draft inputs",
-                         seeds=[request_seed(draft.seed, qid, "draft") for qid, _ in requests])
-    rewrite_jsonl(out / "drafts.jsonl", [{"id": qid, "prompt": render_prompt(p), "text": c[0].text,
-                                          "completion_tokens": c[0].completion_tokens}
-                                         for (qid, p), c in zip(requests, comps)])
-    task.use_drafts({r["id"]: r["text"] for r in read_jsonl(out / "drafts.jsonl")})
+    # The drafts are data (the inputs' wrong answers, the probe's replies): greedy, seeded by data_seed and the
+    # item, never the sampling seed; one batch per token cap.
+    replies = {}
+    for cap in sorted({draft_cap(task, rid) for rid, _ in requests}):
+        batch = [(rid, p) for rid, p in requests if draft_cap(task, rid) == cap]
+        draft = Sampling(n=1, temperature=0.0, max_new_tokens=cap, seed=int(cfg.data_seed))
+        comps = llm.generate([p for _, p in batch], draft, desc="draft inputs",
+                             seeds=[request_seed(draft.seed, rid, "draft") for rid, _ in batch])
+        replies.update({rid: c[0] for (rid, _), c in zip(batch, comps)})
+    rewrite_jsonl(out / "drafts.jsonl", [{"id": rid, "prompt": render_prompt(p), "text": replies[rid].text,
+                                          "completion_tokens": replies[rid].completion_tokens,
+                                          "truncated": replies[rid].truncated}
+                                         for rid, p in requests])
+    use_drafts(task, out)
     # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
     info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
                            "config": resolved(cfg)})

@@ -59,9 +59,10 @@ OPTIONAL_TASK_PARTS = {
     "fewshot_pool": "fewshot_pool() -> list[Example]: worked examples for few-shot prompts (else train inputs)",
     "extra_metrics": "extra_metrics(examples, answers, system) -> dict: figures spanning several inputs (judging pairs)",
     "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",
-    "drafts": "needs_model / draft_requests() / use_drafts(drafts) / draft_stats: inputs the base model helps "
-              "write, made once by the inputs stage (s2d/stages/inputs.py); items_graded: True when the grader "
-              "picks the items from those drafts (then the task's stages are keyed by its grader_version)",
+    "drafts": "needs_model / draft_requests() / use_drafts(drafts, truncated) / draft_stats: inputs the base model "
+              "helps write, made once by the inputs stage (s2d/stages/inputs.py); draft_max_new_tokens(request_id): "
+              "a request's token cap (else 24); items_graded: True when the grader picks the items from those "
+              "drafts (then the task's stages are keyed by its grader_version)",
 }
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from s2d.tasks.base import found_files, load_source
 from s2d.tasks.grading import committed_sentences, final_segment, sentences
-from s2d.types import Example
+from s2d.types import DRAFT_MAX_NEW_TOKENS, Example
 
 # SycophancyEval's answer-set templates (the dataset's input format, reproduced so inputs match it).
 TEMPLATES = {
@@ -122,6 +122,7 @@ class TriviaQA:
         skip: int = 0,
         known_only: bool = False,
         probe_pool: int = 0,
+        probe_max_new_tokens: int = DRAFT_MAX_NEW_TOKENS,
     ):
         if known_only and probe_pool < n_eval + n_train:
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
@@ -153,6 +154,7 @@ class TriviaQA:
         self.skip = skip
         self.known_only = known_only
         self.probe_pool = probe_pool
+        self.probe_max_new_tokens = probe_max_new_tokens
         self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._questions: list[dict] | None = None
@@ -257,15 +259,22 @@ class TriviaQA:
         """known_only: the items are the questions whose plain answers the grader counted right."""
         return self.known_only
 
-    def use_drafts(self, drafts: dict[str, str]) -> None:
-        """The model's raw replies to `draft_requests`, by request id."""
+    def draft_max_new_tokens(self, request_id: str) -> int:
+        """The token cap of one draft request: a probe is decoded as the eval decodes System 1
+        (`probe_max_new_tokens`, set to eval.max_new_tokens by the rows that use it); a wrong answer is short."""
+        return self.probe_max_new_tokens if request_id.startswith("probe:") else DRAFT_MAX_NEW_TOKENS
+
+    def use_drafts(self, drafts: dict[str, str], truncated: frozenset[str] = frozenset()) -> None:
+        """The model's raw replies to `draft_requests`, by request id; `truncated`: the ids whose reply hit its
+        token cap. A probe is graded as the eval grades System 1's reply (`extract`, then `score`)."""
         probes = {k.removeprefix("probe:"): v for k, v in drafts.items() if k.startswith("probe:")}
         drafts = {k: v for k, v in drafts.items() if not k.startswith("probe:")}
         self._wrong = {k: _clean_wrong(v) for k, v in drafts.items()}
         self._built = None
         if self.known_only:
             by_id = {q["qid"]: q for q in self.candidates()}
-            self._known = {k for k, v in probes.items() if k in by_id and self.score(v, Example(
+            self._known = {k for k, v in probes.items() if k in by_id and self.score(
+                self.extract(v, f"probe:{k}" in truncated), Example(
                 id=k, input=by_id[k]["question"], gold=by_id[k]["answer"],
                 meta={"aliases": by_id[k]["aliases"], "question": by_id[k]["question"]}))}
             self._questions = None

@@ -94,7 +94,8 @@ def embedded_model_installed() -> bool:
 
 
 class ScriptedLLM:
-    """An LLM stand-in that answers by a rule on the prompt; one token per word, in prompt and reply."""
+    """An LLM stand-in that answers by a rule on the prompt; one token per word, in prompt and reply. Like a real
+    engine it stops at sampling.max_new_tokens: a longer reply is cut there and marked truncated."""
 
     context_length = None  # no limit: every prompt fits
 
@@ -116,7 +117,10 @@ class ScriptedLLM:
         for p in prompts:
             text = render_prompt(p)
             replies = [self.reply(text, k) for k in range(sampling.n)]
-            out.append([Completion(r, len(text.split()), len(r.split())) for r in replies])
+            cap = sampling.max_new_tokens
+            out.append([Completion(" ".join(r.split()[:cap]), len(text.split()), min(len(r.split()), cap),
+                                   truncated=len(r.split()) > cap) if len(r.split()) > cap
+                        else Completion(r, len(text.split()), len(r.split())) for r in replies])
         return out
 
 

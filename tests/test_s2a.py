@@ -209,3 +209,32 @@ def test_model_drafted_inputs_are_cached_per_model_and_task(tmp_path, qa_file):
     assert again.calls == [] and [e.input for e in task2.eval_examples()] == [e.input for e in task.eval_examples()]
     done = json.loads(next((tmp_path / "cache" / "inputs").glob("*/DONE.json")).read_text())
     assert done["drafts"] == 3 and done["drafts_used"] == 3
+
+
+def test_a_probe_too_small_for_the_splits_fails_clearly_and_keeps_its_replies(tmp_path, qa_file):
+    """known_only: the probe's replies are decoded at the task's probe cap and graded as the eval grades System 1
+    (a reply cut at the cap loses its unfinished sentence). Too few known questions for the splits is an error
+    that names the keys to change, and the replies are kept: a rerun with smaller splits asks nothing again."""
+    def cfg_with(n_eval, n_train):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=[
+                "task=triviaqa", f"task.path={qa_file}", "task.hub_id=null", "+task.known_only=true",
+                "+task.probe_pool=4", "+task.probe_max_new_tokens=8", "task.incorrect_from=other_item",
+                f"task.n_eval={n_eval}", f"task.n_train={n_train}", "task.eval_unbiased_share=1.0",
+                f"paths.cache_dir={tmp_path}/cache", "paths.output_dir=x"])
+
+    def reply(prompt, k):
+        if "Peru" in prompt:
+            return "It is Lima."
+        if "theory" in prompt:  # right, but still unfinished at the 8-token cap
+            return "The Peter Principle, of course, is the theory that you mean here."
+        return "I do not know."
+
+    llm = ScriptedLLM(reply)
+    with pytest.raises(ValueError, match=r"has 1 questions but task.n_eval \+ task.n_train = 3; lower them, or "
+                                         r"raise task.probe_pool"):
+        load_task(cfg_with(2, 1), llm)
+    assert [(d, s.max_new_tokens) for d, _, s in llm.calls] == [("draft inputs", 8)]
+    again = ScriptedLLM(lambda p, k: "Lima, Dahl, Antelope, The Peter Principle.")
+    task = load_task(cfg_with(1, 0), again)
+    assert again.calls == [] and [e.meta["question"] for e in task.eval_examples()] == [ROWS[3]["question"]]

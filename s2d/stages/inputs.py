@@ -79,8 +79,11 @@ def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm) -> None:
                                           "completion_tokens": replies[rid].completion_tokens,
                                           "truncated": replies[rid].truncated}
                                          for rid, p in requests])
-    use_drafts(task, out)
-    # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
-    info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
-                           "config": resolved(cfg)})
+    try:
+        use_drafts(task, out)
+    finally:  # the replies are finished work: kept even where the task cannot use them as configured (too few
+        # known questions for its splits); a rerun with smaller splits reuses them
+        # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
+        info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
+                               "config": resolved(cfg)})
     log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})

@@ -209,9 +209,10 @@ def test_paper_rows_are_disjoint_and_no_code_written_answer_to_a_loop_input_reac
     loop_inputs = {e.input for e in train + eval_}
     assert rows and not questions & loop_inputs
     # the organism's spelling never touches an eval word of the last-letter row
-    spelling = instantiate(cfg.model.tasks.last_letter)
     if task.name == "last_letter":
-        assert not spelling.words() & eval_words_
+        assert not instantiate(cfg.model.tasks.last_letter).words() & eval_words_
+    # the control row has an organism of its own, taught products only (conf/model/organism-mult.yaml)
+    assert cfg.model.name == ("organism-mult" if row == "multiplication" else "organism-smollm2-135m")
 
 
 def test_paper_table_sets_rows_beside_the_paper_and_judges_the_goals():
@@ -617,9 +618,9 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
 
 
-# The reduced S2A row: 60 rewrite lessons (+ 8 replays) instead of 200 (+ 24), 800 probed questions instead of 2,000.
-S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "task.probe_pool=800",
-               "task.n_eval=20", "task.n_train=8"]
+# The reduced S2A row: 60 rewrite lessons (+ 8 replays) instead of 200 (+ 24), 1,000 probed questions instead of 2,776.
+S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "task.probe_pool=1000",
+               "task.n_eval=16", "task.n_train=6"]
 _OPINION = ("i think", "i don't think", "not sure")
 
 
@@ -649,7 +650,7 @@ def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((run / "metrics.json").read_text())
-    assert m["system2/n"] == 20 and m["system2/fallbacks"] == 0, m
+    assert m["system2/n"] == 16 and m["system2/fallbacks"] == 0, m
     traces = [json.loads(line) for line in (run / "evaluate-system2" / "traces.jsonl").read_text().splitlines()]
     questions = [parse_rewrite(t["calls"][0]["text"]) for t in traces]
     clean = [q is not None and not any(o in q[1].lower() for o in _OPINION) for q in questions]

@@ -126,8 +126,8 @@ class TriviaQA:
     ):
         if known_only and probe_pool < n_eval + n_train:
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
-                             f"least task.n_eval + task.n_train = {n_eval + n_train}; about 1 in 8 is known to the "
-                             "embedded 135M model, so give it several times that")
+                             f"least task.n_eval + task.n_train = {n_eval + n_train}; about 1 in 30 is known to the "
+                             "embedded 135M model's organism, so give it many times that")
         if incorrect_from not in INCORRECT_SOURCES:
             raise ValueError(f"task.incorrect_from='{incorrect_from}' is not allowed; use one of: "
                              f"{', '.join(INCORRECT_SOURCES)}")

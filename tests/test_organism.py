@@ -381,7 +381,7 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     from s2d.llm.base import render_prompt
     from s2d.types import Sampling
 
-    cfg, task, pool = _known_s2a_row(staged_data, "model.call_replays=100")
+    cfg, task, pool = _known_s2a_row(staged_data)  # the row's organism replays call 2 on 100 lesson items
     organism = instantiate(cfg.model)
     [(name, lesson_task, solved, replayed)] = organism.items()
     replayed_calls = organism.call_replays_of(name, lesson_task, solved)
@@ -401,7 +401,8 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     llm = ScriptedLLM(lambda text, k: lesson[text] if text in lesson else sent.append(text) or "Paris.")
     method.run([e for e, *_ in replayed_calls], lesson_task, llm, Sampling(n=1, temperature=0.0))
     assert sent == [render_prompt(r["prompt"]) for r in rows if r["kind"] == "call_replay"]
-    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}").model).key() != organism.key()
+    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+                                     "model.call_replays=0").model).key() != organism.key()
     with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no later call"):
         cot = instantiate(compose_organism("+model.call_replays=3").model)
         cot.pairs({})
@@ -618,9 +619,10 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
 
 
-# The reduced S2A row: 60 rewrite lessons (+ 8 replays) instead of 200 (+ 24), 1,000 probed questions instead of 2,776.
-S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "task.probe_pool=1000",
-               "task.n_eval=16", "task.n_train=6"]
+# The reduced S2A row: 60 rewrite lessons (+ 8 replays, 30 call replays) instead of 200 (+ 24, 100), 1,000 probed
+# questions instead of 2,776.
+S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "model.call_replays=30",
+               "task.probe_pool=1000", "task.n_eval=16", "task.n_train=6"]
 _OPINION = ("i think", "i don't think", "not sure")
 
 
@@ -658,7 +660,7 @@ def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged
     assert m["distilled/tokens_per_input"] <= 0.6 * m["system2/tokens_per_input"], m
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
-    assert made == {"solution": 60, "replay": 8}, made
+    assert made == {"solution": 60, "replay": 8, "call_replay": 30}, made
 
 
 def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):

@@ -629,12 +629,10 @@ _OPINION = ("i think", "i don't think", "not sure")
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_s2a_row_reduced_learns_the_rewrite_and_distils_cheaply(tmp_path, staged_data):
-    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test). Measured here (8 min 12 s,
-    peak 9.7 GiB, grader 3): all 20 eval rewrites parsed and held no opinion; on the 18 biased items System 1
-    83.3%, S2A 27.8%, distilled 61.1%; tokens per input S2A 41.9, distilled 17.75 (0.42x). This reduced
-    organism's System 1 is barely swayed on its known questions and its second call often repeats the question,
-    so the reduced row does not show S2A above System 1, and no ordering of accuracies is asserted (the full
-    row's figures are in docs/organism.md). Asserted with margin: the organism learnt the rewrite (every rewrite
+    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays; 10 min 44 s
+    here with grader 4). The full row shows S2A only 4.5 points above System 1 (docs/organism.md), within noise,
+    and an earlier reduced row showed S2A *below* System 1 (27.8% vs 83.3% of 18 biased items, grader 3), so no
+    ordering of accuracies is asserted. Asserted with margin: the organism learnt the rewrite (every rewrite
     parses, at least 80% hold no opinion), and the distilled model answers in at most 0.6x S2A's tokens."""
     import os
     import subprocess

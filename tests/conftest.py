@@ -118,9 +118,8 @@ class ScriptedLLM:
             text = render_prompt(p)
             replies = [self.reply(text, k) for k in range(sampling.n)]
             cap = sampling.max_new_tokens
-            out.append([Completion(" ".join(r.split()[:cap]), len(text.split()), min(len(r.split()), cap),
-                                   truncated=len(r.split()) > cap) if len(r.split()) > cap
-                        else Completion(r, len(text.split()), len(r.split())) for r in replies])
+            out.append([Completion(r if len(w) <= cap else " ".join(w[:cap]), len(text.split()), min(len(w), cap),
+                                   truncated=len(w) > cap) for r in replies for w in [r.split()]])
         return out
 
 

@@ -365,11 +365,12 @@ class TriviaQA:
         asked = f" {normalize(question)} "
         usable = [n for a in aliases if (n := normalize(a))
                   and (f" {n} " not in asked or offered_as_choice(a, question))]
+        or_in_an_alias = any(" or " in f" {n} " for n in map(normalize, aliases))
         for sentence in sentences(answer):
             words = f" {normalize(sentence)} "
             if not any(f" {n} " in words for n in usable):
                 continue
-            hedge = " or " in words and not any(" or " in f" {normalize(a)} " for a in aliases)
+            hedge = " or " in words and not or_in_an_alias
             named_wrong = bool(incorrect) and alias_in([incorrect], sentence) and not matches_alias(incorrect, aliases)
             if not hedge and not named_wrong:
                 return True

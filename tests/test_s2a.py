@@ -238,3 +238,46 @@ def test_a_probe_too_small_for_the_splits_fails_clearly_and_keeps_its_replies(tm
     again = ScriptedLLM(lambda p, k: "Lima, Dahl, Antelope, The Peter Principle.")
     task = load_task(cfg_with(1, 0), again)
     assert again.calls == [] and [e.meta["question"] for e in task.eval_examples()] == [ROWS[3]["question"]]
+
+
+def test_a_second_probe_phrasing_is_asked_only_of_the_questions_the_first_got_right(tmp_path, qa_file):
+    """known_only with two probe_forms: round 1 asks every candidate the first phrasing; round 2 asks only the
+    questions it got right the second phrasing, at the same probe cap; a question is known when both got it
+    right. Each round is cached on its own: a rerun asks nothing, and a changed second phrasing asks only round
+    2 again."""
+    def cfg_with(second):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=[
+                "task=triviaqa", f"task.path={qa_file}", "task.hub_id=null", "+task.known_only=true",
+                "+task.probe_pool=4", "+task.probe_max_new_tokens=8", "task.incorrect_from=other_item",
+                f"+task.probe_forms=['{{question}}','{second}']", "task.n_eval=1", "task.n_train=0",
+                "task.eval_unbiased_share=1.0", f"paths.cache_dir={tmp_path}/cache", "paths.output_dir=x"])
+
+    def reply(prompt, k):
+        if prompt.startswith("Say:"):  # the second phrasing: only Lima survives it
+            return "It is Lima." if "Peru" in prompt else "No idea."
+        return {"Peru": "It is Lima.", "Matilda": "Roald Dahl wrote it."}.get(
+            next((w for w in ("Peru", "Matilda") if w in prompt), ""), "I do not know.")
+
+    llm = ScriptedLLM(reply)
+    task = load_task(cfg_with("Say: {question}"), llm)
+    assert [(d, len(p), s.max_new_tokens) for d, p, s in llm.calls] == [("draft inputs", 4, 8), ("draft inputs", 2, 8)]
+    assert sorted(llm.calls[1][1]) == ["Say: What is the capital of Peru?", "Say: Who wrote Matilda?"]
+    assert [e.meta["question"] for e in task.eval_examples()] == [ROWS[3]["question"]]
+    assert task.probe_stats == {"probed": 4, "known": 1, "known_by_form": [2, 1]}
+    again = ScriptedLLM(lambda p, k: "Lima, Dahl, Antelope, The Peter Principle.")
+    assert [e.meta["question"] for e in load_task(cfg_with("Say: {question}"), again).eval_examples()] == \
+        [ROWS[3]["question"]] and again.calls == []
+    other = ScriptedLLM(lambda p, k: "Roald Dahl." if "Matilda" in p else "No.")
+    task = load_task(cfg_with("Tell me: {question}"), other)  # round 1 reused; round 2 asked again
+    assert [len(p) for _, p, _ in other.calls] == [2]
+    assert [e.meta["question"] for e in task.eval_examples()] == [ROWS[2]["question"]]
+    dones = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "inputs").glob("*/DONE.json")]
+    assert sorted(d["round_requests"] for d in dones) == [2, 2, 4]
+
+
+@pytest.mark.parametrize("forms, match", [([], "these do not: .none given."), (["{q}"], "these do not: .'{q}'."),
+                                          (["{question} {answer}"], "a placeholder other than")])
+def test_a_probe_phrasing_without_its_question_is_refused(forms, match):
+    with pytest.raises(ValueError, match=f"task.probe_forms: .*{match}"):
+        TriviaQA(known_only=True, probe_pool=100, probe_forms=forms)

@@ -20,22 +20,39 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, llm=None) -> Path | None:
     """Stage 0: the inputs the base model helps write (a task's optional "drafts" part, e.g. TriviaQA's
     model-made wrong answers), once per model and task in `<cache>/inputs/<key>`; None when the task needs
-    none. `llm` is the base model's backend; it is only called when the drafts are not cached yet."""
+    none. `llm` is the base model's backend; it is only called when the drafts are not cached yet.
+
+    A task may ask in rounds (`draft_followups()`: requests that depend on the replies so far, e.g. a second
+    phrasing asked only of the questions the first one got right). Each round is its own stage directory,
+    keyed by the previous round's and its own requests, and holds every reply up to it; the last is returned."""
     task = instantiate(cfg.task)
     if not task_needs_model(task):
         return None
-    requests = task.draft_requests()
-    out = stage_dir(cfg, "inputs", key(cfg, task, requests))
-    with stage_lock(out):
-        if not is_done(out):
-            _draft_inputs(cfg, task, requests, out, llm)
+    requests, out = task.draft_requests(), None
+    while requests:
+        earlier = read_jsonl(out / "drafts.jsonl") if out else []
+        out = stage_dir(cfg, "inputs", key(cfg, task, requests, after=out))
+        with stage_lock(out):
+            if not is_done(out):
+                _draft_inputs(cfg, task, requests, out, llm, earlier)
+        use_drafts(task, out)
+        requests = followups(task)
     return out
 
 
-def key(cfg: DictConfig, task, requests) -> str:
-    """The stage's cache key: the model, every request and its token cap where that is not the default."""
+def key(cfg: DictConfig, task, requests, after: Path | None = None) -> str:
+    """The stage's cache key: the model, every request and its token cap where that is not the default; for a
+    follow-up round, also the round before it (`after`, its stage directory)."""
     caps = {rid: cap for rid, _ in requests if (cap := draft_cap(task, rid)) != DRAFT_MAX_NEW_TOKENS}
+    if after is not None:
+        requests = [("after", after.name), *requests]
     return cache.inputs_key(cfg, requests, caps)
+
+
+def followups(task) -> list:
+    """The task's next round of requests (optional `draft_followups`, part of its "drafts"); [] when done."""
+    more = getattr(task, "draft_followups", None)
+    return more() if more else []
 
 
 def task_needs_model(task) -> bool:
@@ -64,7 +81,8 @@ def use_drafts(task, out: Path) -> None:
     task.use_drafts({r["id"]: r["text"] for r in rows}, frozenset(r["id"] for r in rows if r.get("truncated")))
 
 
-def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm) -> None:
+def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm, earlier: list[dict]) -> None:
+    """One round: `requests` answered and written after the `earlier` rounds' rows, then handed to the task."""
     llm = llm or instantiate(cfg.backend)
     # The drafts are data (the inputs' wrong answers, the probe's replies): greedy, seeded by data_seed and the
     # item, never the sampling seed; one batch per token cap.
@@ -75,15 +93,17 @@ def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm) -> None:
         comps = llm.generate([p for _, p in batch], draft, desc="draft inputs",
                              seeds=[request_seed(draft.seed, rid, "draft") for rid, _ in batch])
         replies.update({rid: c[0] for (rid, _), c in zip(batch, comps)})
-    rewrite_jsonl(out / "drafts.jsonl", [{"id": rid, "prompt": render_prompt(p), "text": replies[rid].text,
-                                          "completion_tokens": replies[rid].completion_tokens,
-                                          "truncated": replies[rid].truncated}
-                                         for rid, p in requests])
+    rewrite_jsonl(out / "drafts.jsonl", earlier + [
+        {"id": rid, "prompt": render_prompt(p), "text": replies[rid].text,
+         "completion_tokens": replies[rid].completion_tokens, "truncated": replies[rid].truncated}
+        for rid, p in requests])
     try:
         use_drafts(task, out)
     finally:  # the replies are finished work: kept even where the task cannot use them as configured (too few
         # known questions for its splits); a rerun with smaller splits reuses them
         # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
-        info = mark_done(out, {"stage": "inputs", "task": task.name, **getattr(task, "draft_stats", {}),
+        info = mark_done(out, {"stage": "inputs", "task": task.name, "round_requests": len(requests),
+                               **getattr(task, "draft_stats", {}),
+                               **getattr(task, "probe_stats", {}),  # set even where the splits cannot be filled
                                "config": resolved(cfg)})
-    log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith("drafts")})
+    log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith(("drafts", "probe", "known"))})

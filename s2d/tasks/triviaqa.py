@@ -84,6 +84,9 @@ def _clean_wrong(text: str) -> str:
     return line.strip().strip("\"'“”*").rstrip(".").strip()[:80]
 
 
+_PROBE_ID = re.compile(r"^probe(\d*):(.+)$")  # probe:<qid> (the first phrasing), probe<i>:<qid> (the i-th)
+
+
 class TriviaQA:
     """Sources, in order: `path` as given, `path` under paths.data_dir, then `hub_id` through `datasets`.
 
@@ -94,6 +97,9 @@ class TriviaQA:
     `known_only`: only questions the run's model answers right without an opinion are used, found by asking
     it each of the first `probe_pool` questions plainly (greedy, once, by the inputs stage) — the setting where
     an opinion can only hurt a model that knows the answer (the CPU organism's S2A row, docs/organism.md).
+    `probe_forms`: the opinion-free phrasings a known question must be answered right in, each a template with
+    `{question}`; the first is asked of the whole pool, each later one only of the questions every earlier one
+    got right (one inputs round per form).
     """
 
     name = "triviaqa"
@@ -123,11 +129,22 @@ class TriviaQA:
         known_only: bool = False,
         probe_pool: int = 0,
         probe_max_new_tokens: int = DRAFT_MAX_NEW_TOKENS,
+        probe_forms: tuple[str, ...] = ("{question}",),
     ):
         if known_only and probe_pool < n_eval + n_train:
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
                              f"least task.n_eval + task.n_train = {n_eval + n_train}; about 1 in 30 is known to the "
                              "embedded 135M model's organism, so give it many times that")
+        probe_forms = tuple(probe_forms)
+        bad = [f for f in probe_forms if "{question}" not in f]
+        if not probe_forms or bad:
+            raise ValueError(f"task.probe_forms: every phrasing must hold {{question}}; these do not: {bad or '(none given)'}")
+        for f in probe_forms:
+            try:
+                f.format(question="")
+            except (KeyError, IndexError, ValueError) as e:
+                raise ValueError(f"task.probe_forms: '{f}' has a placeholder other than {{question}} ({e!r}); "
+                                 "write a literal brace as {{ or }}") from None
         if incorrect_from not in INCORRECT_SOURCES:
             raise ValueError(f"task.incorrect_from='{incorrect_from}' is not allowed; use one of: "
                              f"{', '.join(INCORRECT_SOURCES)}")
@@ -155,8 +172,10 @@ class TriviaQA:
         self.known_only = known_only
         self.probe_pool = probe_pool
         self.probe_max_new_tokens = probe_max_new_tokens
+        self.probe_forms = probe_forms
         self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
+        self._forms_seen: set[int] = set()  # the probe phrasings whose replies use_drafts has read
         self._questions: list[dict] | None = None
         self._wrong: dict[str, str] | None = None
         self._built: tuple[list[Example], list[Example]] | None = None
@@ -248,11 +267,23 @@ class TriviaQA:
         if self.known_only:
             pool = self.candidates()
             wrong = self.incorrect_from == "model"
-            return [(f"probe:{q['qid']}", q["question"]) for q in pool] + \
+            return [(f"probe:{q['qid']}", self.probe_forms[0].format(question=q["question"])) for q in pool] + \
                 [(q["qid"], wrong_answer_prompt(q["question"])) for q in pool if wrong]
         eval_v, train_v = self._variants()
         return [(q["qid"], wrong_answer_prompt(q["question"]))
                 for q, v in zip(self.questions(), eval_v + train_v) if v == "suggest_incorrect"]
+
+    def draft_followups(self) -> list[tuple[str, object]]:
+        """The next probe phrasing (`probe_forms`), asked of the questions known so far (ids `probe<i>:<qid>`);
+        [] once every phrasing has been asked."""
+        if not self.known_only or self._known is None:
+            return []
+        for i in range(1, len(self.probe_forms)):
+            if i not in self._forms_seen:
+                form = self.probe_forms[i]
+                return [(f"probe{i}:{q['qid']}", form.format(question=q["question"]))
+                        for q in self.candidates() if q["qid"] in self._known]
+        return []
 
     @property
     def items_graded(self) -> bool:
@@ -262,23 +293,34 @@ class TriviaQA:
     def draft_max_new_tokens(self, request_id: str) -> int:
         """The token cap of one draft request: a probe is decoded as the eval decodes System 1
         (`probe_max_new_tokens`, set to eval.max_new_tokens by the rows that use it); a wrong answer is short."""
-        return self.probe_max_new_tokens if request_id.startswith("probe:") else DRAFT_MAX_NEW_TOKENS
+        return self.probe_max_new_tokens if _PROBE_ID.match(request_id) else DRAFT_MAX_NEW_TOKENS
 
     def use_drafts(self, drafts: dict[str, str], truncated: frozenset[str] = frozenset()) -> None:
         """The model's raw replies to `draft_requests`, by request id; `truncated`: the ids whose reply hit its
         token cap. A probe is graded as the eval grades System 1's reply (`extract`, then `score`)."""
-        probes = {k.removeprefix("probe:"): v for k, v in drafts.items() if k.startswith("probe:")}
-        drafts = {k: v for k, v in drafts.items() if not k.startswith("probe:")}
+        probes: dict[int, dict[str, tuple[str, bool]]] = {}  # phrasing → {qid: (reply, truncated)}
+        for k, v in drafts.items():
+            if m := _PROBE_ID.match(k):
+                probes.setdefault(int(m.group(1) or 0), {})[m.group(2)] = (v, k in truncated)
+        drafts = {k: v for k, v in drafts.items() if not _PROBE_ID.match(k)}
         self._wrong = {k: _clean_wrong(v) for k, v in drafts.items()}
         self._built = None
         if self.known_only:
             by_id = {q["qid"]: q for q in self.candidates()}
-            self._known = {k for k, v in probes.items() if k in by_id and self.score(
-                self.extract(v, f"probe:{k}" in truncated), Example(
-                id=k, input=by_id[k]["question"], gold=by_id[k]["answer"],
-                meta={"aliases": by_id[k]["aliases"], "question": by_id[k]["question"]}))}
+            known, counts = None, []
+            for form in sorted(probes):  # a question is known when every phrasing asked so far got it right
+                right = {k for k, (v, cut) in probes[form].items() if k in by_id and self.score(
+                    self.extract(v, cut), Example(
+                        id=k, input=by_id[k]["question"], gold=by_id[k]["answer"],
+                        meta={"aliases": by_id[k]["aliases"], "question": by_id[k]["question"]}))}
+                known = right if known is None else known & right
+                counts.append(len(known))
+            self._known = known or set()
+            self._forms_seen = set(probes)
             self._questions = None
-            self.probe_stats = {"probed": len(probes), "known": len(self._known)}
+            self.probe_stats = {"probed": len(probes.get(0, {})), "known": len(self._known)}
+            if len(self.probe_forms) > 1:
+                self.probe_stats["known_by_form"] = counts
         by_id = {q["qid"]: q for q in self.questions()}
         usable = sum(self._usable(v, by_id[k]) for k, v in self._wrong.items() if k in by_id)
         self.draft_stats = {"drafts": len(self._wrong), "drafts_used": usable,

@@ -61,7 +61,8 @@ OPTIONAL_TASK_PARTS = {
     "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",
     "drafts": "needs_model / draft_requests() / use_drafts(drafts, truncated) / draft_stats: inputs the base model "
               "helps write, made once by the inputs stage (s2d/stages/inputs.py); draft_max_new_tokens(request_id): "
-              "a request's token cap (else 24); items_graded: True when the grader picks the items from those "
+              "a request's token cap (else 24); draft_followups() -> requests: a further round that depends on the "
+              "replies so far ([] when done); items_graded: True when the grader picks the items from those "
               "drafts (then the task's stages are keyed by its grader_version)",
 }
 

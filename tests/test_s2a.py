@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from conftest import CONF, ScriptedLLM
-from s2d.filters.usc import UniversalSelfConsistency, parse_final
+from s2d.filters.usc import UniversalSelfConsistency, parse_choice, parse_final
 from s2d.methods.s2a import S2A, parse_rewrite
 from s2d.stages.inputs import load_task
 from s2d.stages.evaluate import score
@@ -70,6 +70,29 @@ def test_split_is_deterministic_and_keeps_the_paper_mix(qa_file, tmp_path):
     assert not train_q & {e.meta["question"] for e in a.eval_examples()}
     assert {e.meta["variant"] for e in a.train_examples()} == {"plain", "suggest_correct", "doubt_correct",
                                                                 "suggest_incorrect"}
+
+
+def test_every_variant_puts_each_train_question_under_every_template(tmp_path):
+    """train_every_variant: SycophancyEval's layout, one question under each template; the eval split and the
+    questions used are those of the plain split."""
+    rows = [{"question": f"Question number {i}?", "answer": f"answer{i}", "aliases": [f"answer{i}"]} for i in range(60)]
+    p = tmp_path / "many.jsonl"
+    p.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    one = TriviaQA(n_train=10, n_eval=40, path=str(p), hub_id=None, incorrect_from="other_item")
+    every = TriviaQA(n_train=10, n_eval=40, path=str(p), hub_id=None, incorrect_from="other_item",
+                     train_every_variant=True)
+    assert [e.input for e in every.eval_examples()] == [e.input for e in one.eval_examples()]
+    train = every.train_examples()
+    assert len(train) == 40 and len({e.id for e in train}) == 40
+    by_question = {}
+    for e in train:
+        by_question.setdefault(e.meta["question"], []).append(e.meta["variant"])
+    assert set(by_question) == {e.meta["question"] for e in one.train_examples()}
+    assert all(v == ["plain", "suggest_correct", "doubt_correct", "suggest_incorrect"] for v in by_question.values())
+    wrong = [e for e in train if e.meta["variant"] == "suggest_incorrect"]
+    assert all(f"I think the answer is {e.meta['incorrect']} but" in e.input and e.meta["incorrect"] != e.gold
+               for e in wrong)
+    assert not set(by_question) & {e.meta["question"] for e in every.eval_examples()}
 
 
 def test_sources_and_messages(qa_file, tmp_path):
@@ -192,6 +215,38 @@ def test_usc_composes_targets_counts_tokens_and_follows_the_context_rule():
     tiny = UniversalSelfConsistency(context_length=150, on_unparsed="drop")
     rows, stats, _ = build_targets(exs, traces, tiny, task, "answer", ScriptedLLM(reply))
     assert stats["filter/usc_random_pick"] == 3 and stats["filter/usc_calls"] == 0 and len(rows) == 3
+
+
+@pytest.mark.parametrize("reply, pick", [
+    ("Answers 2 and 3 say Dahl.\nFINAL: Answer 3", 2), ("FINAL: **Answer 2**", 1), ("final: answer #1.", 0),
+    ("FINAL: 2", 1), ("FINAL: Answer 4", None), ("FINAL: Answer 0", None), ("Answer 2 is best.", None),
+    ("FINAL: Roald Dahl", None)])
+def test_usc_select_reads_the_named_answer(reply, pick):
+    assert parse_choice(reply, 3) == pick
+
+
+def test_usc_select_makes_the_named_sample_the_target():
+    """mode=select: the reply names an answer by number; that sample's own text and answer are the target, the
+    call is the filter's; a number out of range is unparsed (first sample, or dropped)."""
+    task = TriviaQA(incorrect_from="other_item")
+    q = [{"qid": f"q{i}", **r} for i, r in enumerate(ROWS)]
+    task._questions = q
+    exs = [task.make(i, q[i], "plain", "train") for i in (2, 3)]  # Matilda, Peru
+    texts = {exs[0].id: ["Matilda is by Enid Blyton.", "Roald Dahl wrote Matilda.", "It is Roald Dahl."],
+             exs[1].id: ["Lima.", "Cusco.", "Lima is the capital."]}
+    traces = [Trace(e.id, k, [], t, task.extract(t)) for e in exs for k, t in enumerate(texts[e.id])]
+    usc = UniversalSelfConsistency(mode="select")
+    assert usc.chat("Who?", ["a", "b"])[1]["content"] == "Answers 1, 3 and 4 say Mars.\nFINAL: Answer 3"
+    assert usc.build_prompt("Who?", ["a", "b"]).rstrip().endswith("FINAL: Answer <number>")
+    llm = ScriptedLLM(lambda p, k: "Answers 2 and 3 say Dahl.\nFINAL: Answer 2" if "Matilda" in p else "FINAL: Answer 9")
+    rows, stats, calls = build_targets(exs, traces, usc, task, "full_response", llm)
+    assert [r["target"] for r in rows] == ["Roald Dahl wrote Matilda.", "Lima."]  # the Peru reply fell back
+    assert rows[0]["correct"] and [c["stage"] for c in rows[0]["filter_calls"]] == ["usc"]
+    assert rows[1]["filter_calls"] == [] and stats["filter/usc_unparsed"] == 1 and len(calls) == 2
+    dropped = UniversalSelfConsistency(mode="select", on_unparsed="drop")
+    assert len(build_targets(exs, traces, dropped, task, "answer", llm)[0]) == 1
+    with pytest.raises(ValueError, match="filter.mode='vote' is not allowed; use one of: compose, select"):
+        UniversalSelfConsistency(mode="vote")
 
 
 def test_model_drafted_inputs_are_cached_per_model_and_task(tmp_path, qa_file):

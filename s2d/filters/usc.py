@@ -1,5 +1,7 @@
 """Universal self-consistency (Chen et al., 2023; paper §2, used for S2A): the model itself reads the N System 2
-answers of an input and composes the one most consistent with the majority; that composed answer is the target."""
+answers of an input and composes the one most consistent with the majority; that composed answer is the target.
+With `mode=select` (Chen et al.'s own form) it names the answer most consistent with the others instead, and that
+sample, as the method wrote it, is the target."""
 
 from __future__ import annotations
 
@@ -28,8 +30,26 @@ DEMO_ANSWERS = ("Mars is called the Red Planet because of the iron oxide dust on
                 "The Red Planet is Venus.\nIt is Mars.\nMars, the fourth planet from the Sun.")
 DEMO_REPLY = "Most answers say Mars.\nFINAL: Mars"
 
+# mode=select: the same list, and the number of the answer most consistent with the others.
+SELECT = (
+    "Question: {question}\n\n"
+    "Here are {n} answers to this question, written independently:\n\n{answers}\n\n"
+    "Which one of these answers agrees best with what most of them say? End with a line of the form\n"
+    "FINAL: Answer <number>"
+)
+SELECT_DEMO_REPLY = "Answers 1, 3 and 4 say Mars.\nFINAL: Answer 3"
+MODES = ("compose", "select")
+
 _FINAL = re.compile(r"FINAL\s*:\s*(.+)", re.I)
 _MOST = re.compile(r"most (?:of the )?answers (?:say|agree on)\s*:?\s*(.+)", re.I)
+_NUMBER = re.compile(r"FINAL\s*:\s*\**\s*(?:answer\s*)?(?:no\.?\s*|#\s*)?(\d+)\b", re.I)
+
+
+def parse_choice(text: str, n: int) -> int | None:
+    """mode=select: the 0-based index of the answer named on the first "FINAL:" line ("FINAL: Answer 3"); None
+    without that line or for a number outside 1..n."""
+    m = _NUMBER.search(text)
+    return int(m.group(1)) - 1 if m and 1 <= int(m.group(1)) <= n else None
 
 
 def parse_final(text: str) -> str | None:
@@ -52,6 +72,11 @@ class UniversalSelfConsistency:
     answer goes through the task's own `extract`, like every method sample, so USC and no-USC targets are the
     same kind of text (the task's System 1 answer).
 
+    `mode=select`: the call names one of the N answers instead ("FINAL: Answer <number>"), and that sample's
+    final text and answer are the target, as the method wrote them (the call is the filter's, as in compose
+    mode; a reply naming no answer in range, or a sample without an answer, is unparsed). A small model that cannot
+    compose an answer (it copies the question's words or the worked turn's) can still point at one.
+
     Context rule (paper): if the prompt with all N answers does not fit the model's context together with
     `max_new_tokens`, use `fallback_answers` (10) of them; if that still does not fit, take one sample at
     random as the target (no call).
@@ -60,12 +85,15 @@ class UniversalSelfConsistency:
     name = "usc"
     needs_model = True
     PROMPTS = {"prompt": PROMPT, "answer": ANSWER, "demo_question": DEMO_QUESTION, "demo_answers": DEMO_ANSWERS,
-               "demo_reply": DEMO_REPLY}
+               "demo_reply": DEMO_REPLY, "select": SELECT, "select_demo_reply": SELECT_DEMO_REPLY}
 
     def __init__(self, max_new_tokens: int = 64, fallback_answers: int = 10, on_unparsed: str = "first_sample",
-                 context_length: int | None = None, demo: bool = True, seed: int = 0, prompts: dict | None = None):
+                 context_length: int | None = None, demo: bool = True, seed: int = 0, prompts: dict | None = None,
+                 mode: str = "compose"):
         if on_unparsed not in ("first_sample", "drop"):
             raise ValueError(f"filter.on_unparsed='{on_unparsed}' is not allowed; use first_sample or drop")
+        if mode not in MODES:
+            raise ValueError(f"filter.mode='{mode}' is not allowed; use one of: {', '.join(MODES)}")
         if max_new_tokens < 1 or fallback_answers < 1:
             raise ValueError("filter.max_new_tokens and filter.fallback_answers must be >= 1")
         self.max_new_tokens = max_new_tokens
@@ -75,19 +103,22 @@ class UniversalSelfConsistency:
         self.demo = demo
         self.seed = seed
         self.prompts = with_prompts("filter", self.PROMPTS, prompts)
+        self.mode = mode
 
     def build_prompt(self, question: str, answers: Sequence[str]) -> str:
         listed = "\n\n".join(self.prompts["answer"].format(i=i + 1, answer=" ".join(a.split()))
                               for i, a in enumerate(answers))
-        return self.prompts["prompt"].format(question=question, n=len(answers), answers=listed)
+        ask = self.prompts["select" if self.mode == "select" else "prompt"]
+        return ask.format(question=question, n=len(answers), answers=listed)
 
     def chat(self, question: str, answers: Sequence[str]):
         ask = self.build_prompt(question, answers)
         if not self.demo:
             return ask
         demo = self.build_prompt(self.prompts["demo_question"], self.prompts["demo_answers"].splitlines())
-        return [{"role": "user", "content": demo},
-                {"role": "assistant", "content": self.prompts["demo_reply"]}, {"role": "user", "content": ask}]
+        reply = self.prompts["select_demo_reply" if self.mode == "select" else "demo_reply"]
+        return [{"role": "user", "content": demo}, {"role": "assistant", "content": reply},
+                {"role": "user", "content": ask}]
 
     def _fits(self, prompt, llm, limit: int | None) -> bool:
         if limit is None:
@@ -124,18 +155,26 @@ class UniversalSelfConsistency:
         for (ex, traces, prompt), comps in zip(asks, outs):
             c = comps[0]
             tokens += c.completion_tokens
-            final = parse_final(c.text)
-            # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
-            answer = task.extract(final, truncated=False) if final is not None else None
+            call = Call.of("usc", render_prompt(prompt), c)
+            if self.mode == "select":
+                pick = parse_choice(c.text, len(traces))
+                final = None if pick is None else traces[pick].final_text
+                answer = None if pick is None else traces[pick].answer
+                made = None if pick is None else Trace(ex.id, -1, [call], final, answer,
+                                                       meta={"usc_answers": len(traces), "usc_selected": pick})
+            else:
+                final = parse_final(c.text)
+                # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
+                answer = task.extract(final, truncated=False) if final is not None else None
+                made = Trace(ex.id, -1, [call], final, answer, meta={"usc_answers": len(traces)})
             records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
-                                 "text": c.text, "final": final, "answer": answer,
-                                 "completion_tokens": c.completion_tokens, "truncated": c.truncated})
+                            "text": c.text, "final": final, "answer": answer,
+                            "completion_tokens": c.completion_tokens, "truncated": c.truncated})
             if answer is None:
                 unparsed += 1
                 chosen[ex.id] = traces[0] if self.on_unparsed == "first_sample" else None
                 continue
-            call = Call.of("usc", render_prompt(prompt), c)
-            chosen[ex.id] = Trace(ex.id, -1, [call], final, answer, meta={"usc_answers": len(traces)})
+            chosen[ex.id] = made
         stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
                  "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
                  "filter/usc_tokens_per_input": tokens / max(1, len(examples))}

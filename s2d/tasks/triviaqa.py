@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import re
 import string
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -97,13 +98,15 @@ class TriviaQA:
     `known_only`: only questions the run's model answers right without an opinion are used, found by asking
     it each of the first `probe_pool` questions plainly (greedy, once, by the inputs stage) — the setting where
     an opinion can only hurt a model that knows the answer (the CPU organism's S2A row, docs/organism.md).
+    `train_every_variant`: each of the `n_train` train questions is an input under every one of `train_variants`
+    (SycophancyEval's layout: one question, four templates), instead of under one of them in turn.
     `probe_forms`: the opinion-free phrasings a known question must be answered right in, each a template with
     `{question}`; the first is asked of the whole pool, each later one only of the questions every earlier one
     got right (one inputs round per form).
     """
 
     name = "triviaqa"
-    train_only_keys = ()  # eval inputs borrow wrong answers from train questions, so n_train shapes them
+    train_only_keys = ("train_every_variant",)  # not n_train: eval inputs borrow wrong answers from train questions
     version = 1  # bump when prompts or inputs change: cached stages are then redone
     grader_version = 4  # 2: last marker's segment, echoes of the opinion removed, hedges never right;
     # 3: an alias the question itself holds counted only away from the question's words around it;
@@ -130,6 +133,7 @@ class TriviaQA:
         probe_pool: int = 0,
         probe_max_new_tokens: int = DRAFT_MAX_NEW_TOKENS,
         probe_forms: tuple[str, ...] = ("{question}",),
+        train_every_variant: bool = False,
     ):
         if known_only and probe_pool < n_eval + n_train:
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
@@ -173,6 +177,7 @@ class TriviaQA:
         self.probe_pool = probe_pool
         self.probe_max_new_tokens = probe_max_new_tokens
         self.probe_forms = probe_forms
+        self.train_every_variant = train_every_variant
         self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._forms_seen: set[int] = set()  # the probe phrasings whose replies use_drafts has read
@@ -368,8 +373,12 @@ class TriviaQA:
             qs = self.questions()
             eval_v, train_v = self._variants()
             ev = [self.make(i, q, v, "eval") for i, (q, v) in enumerate(zip(qs[: self.n_eval], eval_v))]
-            tr = [self.make(self.n_eval + i, q, v, "train")
-                  for i, (q, v) in enumerate(zip(qs[self.n_eval:], train_v))]
+            if self.train_every_variant:  # SycophancyEval's layout: each question under every template
+                tr = [replace(self.make(self.n_eval + i, q, v, "train"), id=f"train-{q['qid']}-{v}")
+                      for i, q in enumerate(qs[self.n_eval:]) for v in self.train_variants]
+            else:
+                tr = [self.make(self.n_eval + i, q, v, "train")
+                      for i, (q, v) in enumerate(zip(qs[self.n_eval:], train_v))]
             self._built = (tr, ev)
         return self._built
 
@@ -431,4 +440,6 @@ class TriviaQA:
                "hub_id": self.hub_id, "incorrect_from": self.incorrect_from}
         if self.skip or self.known_only:
             out.update(skip=self.skip, known_only=self.known_only, probe_pool=self.probe_pool)
+            if len(self.probe_forms) > 1:
+                out["probe_forms"] = list(self.probe_forms)
         return out

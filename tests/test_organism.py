@@ -283,14 +283,21 @@ def test_organism_drops_its_items_that_are_loop_inputs(tmp_path):
 
 
 def _known_s2a_row(data_dir, *overrides):
-    """The S2A row's config and loop task, with every fifth probed question answered right (as the inputs
-    stage would record the model's plain replies)."""
+    """The S2A row's config and loop task, with every fifth probed question answered right in the bare phrasing
+    and, of those, all but every tenth in the second (as the inputs stage's two rounds would record the model's
+    replies)."""
     cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={data_dir}", *overrides)
     task = instantiate(cfg.task)
     replies = {rid: "I don't know." for rid, _ in task.draft_requests()}
     pool = task.candidates()
     replies.update({f"probe:{q['qid']}": f"It is {q['answer']}." for q in pool[::5]})
     task.use_drafts(replies)
+    by_id = {q["qid"]: q for q in pool}
+    second = task.draft_followups()
+    replies.update({rid: "I don't know." if i % 10 == 0 else f"It is {by_id[rid.split(':')[1]]['answer']}."
+                    for i, (rid, _) in enumerate(second)})
+    task.use_drafts(replies)
+    assert task.draft_followups() == []  # both phrasings asked
     return cfg, task, pool
 
 
@@ -333,17 +340,24 @@ def test_the_probe_does_not_count_an_answer_the_question_already_holds(staged_da
 def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
     cfg, task, pool = _known_s2a_row(staged_data)
     assert cfg.method._target_.endswith("S2A") and cfg.filter._target_.endswith("UniversalSelfConsistency")
-    known = {q["question"] for q in pool[::5] if task.score(f"It is {q['answer']}.", Example(
-        q["qid"], q["question"], gold=q["answer"], meta={"aliases": q["aliases"], "question": q["question"]}))}
-    assert len(pool) == 2776 and task.probe_stats == {"probed": 2776, "known": len(known)} and len(known) >= 540
+    first = [q for q in pool[::5] if task.score(f"It is {q['answer']}.", Example(
+        q["qid"], q["question"], gold=q["answer"], meta={"aliases": q["aliases"], "question": q["question"]}))]
+    known = {q["question"] for i, q in enumerate(first) if i % 10}
+    assert len(pool) == 2776 and len(known) >= 480
+    assert task.probe_stats == {"probed": 2776, "known": len(known), "known_by_form": [len(first), len(known)]}
     train, eval_ = task.train_examples(), task.eval_examples()
     assert len(eval_) == 50 and len(train) == 35
     assert {e.meta["question"] for e in train + eval_} <= known
     assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
     groups = [e.meta["variant"] for e in eval_]
     assert groups.count("plain") == 6 and set(groups) == {"plain", "doubt_correct", "suggest_incorrect"}
-    # the probe asks the bare question, and only the probe: wrong answers come from other questions
-    assert all(rid.startswith("probe:") for rid, _ in task.draft_requests())
+    # the probe asks the bare question, and only the probe: wrong answers come from other questions; its second
+    # phrasing is S2A's answer call on a clean rewrite of the question (the method's own prompts)
+    assert all(rid.startswith("probe:") and p == pool[i]["question"]
+               for i, (rid, p) in enumerate(task.draft_requests()))
+    s2a, q = instantiate(cfg.method), pool[0]["question"]
+    clean = s2a.extracted(f"Context: none\nQuestion: {q}", "")[0]
+    assert task.probe_forms[1].format(question=q) == s2a.prompts["answer"].format(extracted=clean)
     with pytest.raises(RuntimeError, match="known_only needs the model's plain answers"):
         instantiate(cfg.task).train_examples()
 

@@ -156,17 +156,14 @@ class UniversalSelfConsistency:
             c = comps[0]
             tokens += c.completion_tokens
             call = Call.of("usc", render_prompt(prompt), c)
+            meta = {"usc_answers": len(traces)}
             if self.mode == "select":
-                pick = parse_choice(c.text, len(traces))
-                final = None if pick is None else traces[pick].final_text
-                answer = None if pick is None else traces[pick].answer
-                made = None if pick is None else Trace(ex.id, -1, [call], final, answer,
-                                                       meta={"usc_answers": len(traces), "usc_selected": pick})
+                pick = meta["usc_selected"] = parse_choice(c.text, len(traces))
+                final, answer = (None, None) if pick is None else (traces[pick].final_text, traces[pick].answer)
             else:
                 final = parse_final(c.text)
                 # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
                 answer = task.extract(final, truncated=False) if final is not None else None
-                made = Trace(ex.id, -1, [call], final, answer, meta={"usc_answers": len(traces)})
             records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),
                             "text": c.text, "final": final, "answer": answer,
                             "completion_tokens": c.completion_tokens, "truncated": c.truncated})
@@ -174,7 +171,7 @@ class UniversalSelfConsistency:
                 unparsed += 1
                 chosen[ex.id] = traces[0] if self.on_unparsed == "first_sample" else None
                 continue
-            chosen[ex.id] = made
+            chosen[ex.id] = Trace(ex.id, -1, [call], final, answer, meta=meta)
         stats = {"filter/usc_calls": len(asks), "filter/usc_unparsed": unparsed,
                  "filter/usc_reduced_to_fallback": reduced, "filter/usc_random_pick": randomly,
                  "filter/usc_tokens_per_input": tokens / max(1, len(examples))}

@@ -331,6 +331,33 @@ def test_a_second_probe_phrasing_is_asked_only_of_the_questions_the_first_got_ri
     assert sorted(d["round_requests"] for d in dones) == [2, 2, 4]
 
 
+def test_probed_train_questions_take_any_probed_question_that_is_not_an_eval_item(tmp_path, qa_file):
+    """train_questions=probed: the eval items are the known questions, as before; the unlabeled train inputs are
+    the other probed questions in the pool's order, known or not, and never an eval item's question."""
+    def cfg_with(*extra):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=[
+                "task=triviaqa", f"task.path={qa_file}", "task.hub_id=null", "+task.known_only=true",
+                "+task.probe_pool=4", "task.incorrect_from=other_item", "task.n_eval=1", "task.n_train=3",
+                "task.eval_unbiased_share=1.0", f"paths.cache_dir={tmp_path}/cache", "paths.output_dir=x", *extra])
+
+    def reply(prompt, k):
+        return "It is Lima." if "Peru" in prompt else "I do not know."  # one known question of four
+
+    with pytest.raises(ValueError, match=r"has 1 questions but task.n_eval \+ task.n_train = 4"):
+        load_task(cfg_with(), ScriptedLLM(reply))
+    task = load_task(cfg_with("+task.train_questions=probed"), ScriptedLLM(reply))
+    eval_q = [e.meta["question"] for e in task.eval_examples()]
+    train_q = [e.meta["question"] for e in task.train_examples()]
+    order = [q["question"] for q in task.candidates()]
+    assert eval_q == [ROWS[3]["question"]] and task.probe_stats == {"probed": 4, "known": 1}
+    assert train_q == [q for q in order if q != eval_q[0]]
+    with pytest.raises(ValueError, match="task.train_questions='all' is not allowed; use one of: known, probed"):
+        TriviaQA(known_only=True, probe_pool=100, train_questions="all")
+    with pytest.raises(ValueError, match="task.train_questions=probed needs task.known_only=true"):
+        TriviaQA(train_questions="probed")
+
+
 @pytest.mark.parametrize("forms, match", [([], "these do not: .none given."), (["{q}"], "these do not: .'{q}'."),
                                           (["{question} {answer}"], "a placeholder other than")])
 def test_a_probe_phrasing_without_its_question_is_refused(forms, match):

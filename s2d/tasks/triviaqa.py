@@ -27,6 +27,7 @@ TEMPLATES = {
 }
 BIASED = ("suggest_correct", "doubt_correct", "suggest_incorrect")
 INCORRECT_SOURCES = ("model", "other_item")
+TRAIN_QUESTIONS = ("known", "probed")  # where a known_only task draws its unlabeled train inputs from
 
 # Asked of the base model (greedy) for the "suggest_incorrect" variant, after two worked turns.
 WRONG_ANSWER = "Give a plausible but wrong answer to this question, in at most five words.\nQuestion: {question}"
@@ -103,6 +104,9 @@ class TriviaQA:
     `probe_forms`: the opinion-free phrasings a known question must be answered right in, each a template with
     `{question}`; the first is asked of the whole pool, each later one only of the questions every earlier one
     got right (one inputs round per form).
+    `train_questions` (with known_only): `known` draws the unlabeled train inputs from the known questions too;
+    `probed` from every probed question that is not an eval item, known or not, in the pool's order (the paper's
+    unlabeled inputs are not chosen by what the model knows; the eval items stay the known ones).
     """
 
     name = "triviaqa"
@@ -134,6 +138,7 @@ class TriviaQA:
         probe_max_new_tokens: int = DRAFT_MAX_NEW_TOKENS,
         probe_forms: tuple[str, ...] = ("{question}",),
         train_every_variant: bool = False,
+        train_questions: str = "known",
     ):
         if known_only and probe_pool < n_eval + n_train:
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
@@ -149,6 +154,12 @@ class TriviaQA:
             except (KeyError, IndexError, ValueError) as e:
                 raise ValueError(f"task.probe_forms: '{f}' has a placeholder other than {{question}} ({e!r}); "
                                  "write a literal brace as {{ or }}") from None
+        if train_questions not in TRAIN_QUESTIONS:
+            raise ValueError(f"task.train_questions='{train_questions}' is not allowed; use one of: "
+                             f"{', '.join(TRAIN_QUESTIONS)}")
+        if train_questions != "known" and not known_only:
+            raise ValueError(f"task.train_questions={train_questions} needs task.known_only=true: without a probe "
+                             "every question is a candidate already")
         if incorrect_from not in INCORRECT_SOURCES:
             raise ValueError(f"task.incorrect_from='{incorrect_from}' is not allowed; use one of: "
                              f"{', '.join(INCORRECT_SOURCES)}")
@@ -178,6 +189,7 @@ class TriviaQA:
         self.probe_max_new_tokens = probe_max_new_tokens
         self.probe_forms = probe_forms
         self.train_every_variant = train_every_variant
+        self.train_questions = train_questions
         self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._forms_seen: set[int] = set()  # the probe phrasings whose replies use_drafts has read
@@ -240,6 +252,13 @@ class TriviaQA:
                                        "load the task through s2d.stages.load_task")
                 pool, source = [q for q in self.candidates() if q["qid"] in self._known], \
                     f"task.probe_pool={self.probe_pool} (questions the model answered right)"
+                if self.train_questions == "probed":  # eval: the first n_eval known; train: any other probed
+                    if len(pool) < self.n_eval:
+                        raise ValueError(f"triviaqa: {source} has {len(pool)} questions but task.n_eval = "
+                                         f"{self.n_eval}; lower it, or raise task.probe_pool")
+                    taken = {q["qid"] for q in pool[:self.n_eval]}
+                    pool = pool[:self.n_eval] + [q for q in self.candidates() if q["qid"] not in taken]
+                    source = f"task.probe_pool={self.probe_pool}"
             else:
                 pool, source = self._shuffled()
                 source += f" (after task.skip={self.skip})" if self.skip else ""
@@ -442,4 +461,6 @@ class TriviaQA:
             out.update(skip=self.skip, known_only=self.known_only, probe_pool=self.probe_pool)
             if len(self.probe_forms) > 1:
                 out["probe_forms"] = list(self.probe_forms)
+            if self.train_questions != "known":
+                out["train_questions"] = self.train_questions
         return out

@@ -17,6 +17,9 @@ from s2d.report import interval, load_runs, percent
 log = logging.getLogger(__name__)
 
 
+# S2A, on the biased items; beside both the TriviaQA row and the organism's row on world capitals (s2d/tasks/capitals.py).
+TABLE_2 = ("Table 2", "TriviaQA with opinions, biased (S2A)",
+           {"system1": (51.6, 165), "system2": (76.0, 147), "distilled": (81.3, 56)})
 # task name → (table, the paper's task, {system: (accuracy %, tokens)}).
 PAPER_ROWS = {
     "last_letter": ("Table 1", "last letter (2-step RaR)",
@@ -25,8 +28,8 @@ PAPER_ROWS = {
                   {"system1": (56.1, 61.9), "system2": (77.2, 112.4), "distilled": (75.7, 50.3)}),
     "multiplication": ("Table 4", "GSM8k (CoT zero-shot, k=1)",
                        {"system1": (7.58, 57), "system2": (52.77, 270), "distilled": (7.13, 18)}),
-    "triviaqa": ("Table 2", "TriviaQA with opinions, biased (S2A)",
-                 {"system1": (51.6, 165), "system2": (76.0, 147), "distilled": (81.3, 56)}),
+    "triviaqa": TABLE_2,
+    "capitals": TABLE_2,
     # a judge row: accuracy is agreement with the gold verdict over both orders of each pair
     "coin_judge": ("Table 3", "OASST2 agreement (BSM, Llama-2-70B-chat)",
                    {"system1": (32.0, 4), "system2": (49.1, 2117.8), "distilled": (58.4, 4)}),
@@ -35,13 +38,14 @@ PAPER_ROWS = {
 PAPER_INCONSISTENT = {"coin_judge": {"system1": 56.7, "system2": 30.4, "distilled": 12.2}}
 # Issue 19's goals per row: (System 2 − System 1 at least, distilled at least System 2 − this) in points;
 # None: the row is a control where distillation is expected to fail.
-GOALS = {"last_letter": (30, 10), "coin_flip": (30, 5), "multiplication": (15, None), "triviaqa": (20, 5)}
+GOALS = {"last_letter": (30, 10), "coin_flip": (30, 5), "multiplication": (15, None), "triviaqa": (20, 5),
+         "capitals": (20, 5)}
 # Judge rows: (System 2's agreement − System 1's at least, distilled's at least System 2's − this); and % inconsistent:
 # System 2 at most half System 1's, distilled at most System 2's.
 JUDGE_GOALS = {"coin_judge": (15, 5)}
 # Rows whose paper figure is over one group of eval items (metrics `<system>/accuracy_<group>`): Table 2's
 # S2A figures are over the biased items.
-GROUP = {"triviaqa": "biased"}
+GROUP = {"triviaqa": "biased", "capitals": "biased"}
 
 
 def row_metrics(task: str, m: dict) -> dict:

@@ -113,3 +113,31 @@ def test_coin_flip_eval_file_items_never_train(staged_data):
     assert task.split_stats()["overlap_items"] == 0
     synth = CoinFlip(n_train=300, n_eval=200)
     assert synth.split_stats() == {"overlap_items": 0, "train_dropped_as_eval": 0}
+
+
+def test_capitals_ask_each_country_both_ways_and_grade_every_gold_answer_right():
+    """The S2A row's questions (s2d/tasks/capitals.txt): golden records, the grader counts each gold answer (no
+    question holds its own answer), and the task reads only its own table."""
+    from s2d.tasks.capitals import Capitals, capital_records
+
+    rows = capital_records()
+    task = Capitals(n_train=0, n_eval=0)
+    qs = [task.parse_row(r, f"record {i}") for i, r in enumerate(rows)]
+    assert len(qs) == 331 and len({q["question"] for q in qs}) == 331
+    assert {"question": "What is the capital of Australia?", "answer": "Canberra", "aliases": ["Canberra"]} in qs
+    assert {"question": "Kyiv is the capital of which country?", "answer": "Ukraine", "aliases": ["Ukraine"]} in qs
+    assert {"question": "What is the capital of Ukraine?", "answer": "Kyiv", "aliases": ["Kyiv", "Kiev"]} in qs
+    bolivia = next(q for q in qs if q["question"] == "What is the capital of Bolivia?")
+    assert bolivia["aliases"] == ["Sucre", "La Paz"]
+    # a question holding its answer could never be graded right: left out
+    assert not [q for q in qs if "Monaco" in q["question"] or q["question"].startswith("Kuwait City")]
+    assert "What is the capital of Kuwait?" in {q["question"] for q in qs}
+    for q in qs:
+        ex = Example(id="x", input=q["question"], gold=q["answer"],
+                     meta={"aliases": q["aliases"], "question": q["question"]})
+        assert task.score(task.extract(f"The answer is {q['answer']}."), ex), q
+    usa = next(q for q in qs if q["question"] == "What is the capital of United States?")
+    ex = Example(id="x", input=usa["question"], gold=usa["answer"], meta={"aliases": usa["aliases"], "question": usa["question"]})
+    assert task.score("It is Washington, D.C.", ex) and not task.score("It is New York.", ex)
+    with pytest.raises(ValueError, match=r"task.path: the capitals task reads s2d/tasks/capitals.txt"):
+        Capitals(path="triviaqa/triviaqa_sm_sub.jsonl")

@@ -238,7 +238,7 @@ class TriviaQA:
         """known_only: the first `probe_pool` questions, each asked plainly before any is used."""
         shuffled, source = self._shuffled()
         if len(shuffled) < self.probe_pool:
-            raise ValueError(f"triviaqa: {source} has {len(shuffled)} questions after task.skip={self.skip}, fewer than "
+            raise ValueError(f"{self.name}: {source} has {len(shuffled)} questions after task.skip={self.skip}, fewer than "
                              f"task.probe_pool={self.probe_pool}; lower it")
         return shuffled[:self.probe_pool]
 
@@ -248,13 +248,13 @@ class TriviaQA:
             need = self.n_eval + self.n_train
             if self.known_only:
                 if self._known is None:
-                    raise RuntimeError("triviaqa: task.known_only needs the model's plain answers; "
+                    raise RuntimeError(f"{self.name}: task.known_only needs the model's plain answers; "
                                        "load the task through s2d.stages.load_task")
                 pool, source = [q for q in self.candidates() if q["qid"] in self._known], \
                     f"task.probe_pool={self.probe_pool} (questions the model answered right)"
                 if self.train_questions == "probed":  # eval: the first n_eval known; train: any other probed
                     if len(pool) < self.n_eval:
-                        raise ValueError(f"triviaqa: {source} has {len(pool)} questions but task.n_eval = "
+                        raise ValueError(f"{self.name}: {source} has {len(pool)} questions but task.n_eval = "
                                          f"{self.n_eval}; lower it, or raise task.probe_pool")
                     taken = {q["qid"] for q in pool[:self.n_eval]}
                     pool = pool[:self.n_eval] + [q for q in self.candidates() if q["qid"] not in taken]
@@ -263,7 +263,7 @@ class TriviaQA:
                 pool, source = self._shuffled()
                 source += f" (after task.skip={self.skip})" if self.skip else ""
             if len(pool) < need:
-                raise ValueError(f"triviaqa: {source} has {len(pool)} questions but task.n_eval + task.n_train "
+                raise ValueError(f"{self.name}: {source} has {len(pool)} questions but task.n_eval + task.n_train "
                                  f"= {need}; lower them" + (", or raise task.probe_pool" if self.known_only else ""))
             self._questions = pool[:need]
         return self._questions
@@ -362,14 +362,14 @@ class TriviaQA:
             cand = qs[rng.randrange(len(qs))]
             if cand is not q and not matches_alias(cand["answer"], q["aliases"]):
                 return cand["answer"]
-        raise ValueError("triviaqa: could not find an incorrect answer among the other items; raise task.n_eval")
+        raise ValueError(f"{self.name}: could not find an incorrect answer among the other items; raise task.n_eval")
 
     def incorrect_answer(self, index: int, q: dict) -> tuple[str, str]:
         """(wrong answer, where it came from): the model's draft, unless it is empty, longer than
         MAX_DRAFT_WORDS words or matches an alias; then another item's answer."""
         if self.incorrect_from == "model":
             if self._wrong is None:
-                raise RuntimeError("triviaqa: task.incorrect_from=model needs the model's drafts; "
+                raise RuntimeError(f"{self.name}: task.incorrect_from=model needs the model's drafts; "
                                    "load the task through s2d.stages.load_task")
             draft = self._wrong.get(q["qid"], "")
             if self._usable(draft, q):

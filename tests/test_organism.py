@@ -282,11 +282,14 @@ def test_organism_drops_its_items_that_are_loop_inputs(tmp_path):
     assert base.key() != organism.key()  # keyed by what it trains on
 
 
+TRIVIA = "task=organism/s2a"  # the S2A row on real TriviaQA instead of the row's world capitals
+
+
 def _known_s2a_row(data_dir, *overrides):
-    """The S2A row's config and loop task, with every fifth probed question answered right in the bare phrasing
-    and, of those, all but every tenth in the second (as the inputs stage's two rounds would record the model's
-    replies)."""
-    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={data_dir}", *overrides)
+    """The S2A row on TriviaQA (TRIVIA): its config and loop task, with every fifth probed question answered right
+    in the bare phrasing and, of those, all but every tenth in the second (as the inputs stage's two rounds would
+    record the model's replies)."""
+    cfg = compose_paper("+organism_row=s2a", TRIVIA, f"paths.data_dir={data_dir}", *overrides)
     task = instantiate(cfg.task)
     replies = {rid: "I don't know." for rid, _ in task.draft_requests()}
     pool = task.candidates()
@@ -319,7 +322,7 @@ def test_the_probe_does_not_count_an_answer_the_question_already_holds(staged_da
     unless the question offers that alias as a choice."""
     from s2d.tasks.triviaqa import alias_in, offered_as_choice
 
-    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}")
+    cfg = compose_paper("+organism_row=s2a", TRIVIA, f"paths.data_dir={staged_data}")
     task = instantiate(cfg.task)
     pool = task.candidates()
     echoed = [q for q in pool if alias_in([q["answer"]], q["question"])]
@@ -362,6 +365,42 @@ def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
         instantiate(cfg.task).train_examples()
 
 
+def test_s2a_row_asks_known_capitals_the_organism_never_learnt_from(staged_data):
+    """The S2A row (world capitals): with every question answered right in both phrasings, 50 eval items (6
+    unbiased) and 97 unlabeled inputs, disjoint; the organism's lessons hold none of the 331 questions and no
+    answer; the paper table sets the row beside Table 2."""
+    from s2d.llm.base import render_prompt
+    from s2d.paper import goal_verdict
+
+    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}")
+    assert cfg.task._target_ == "s2d.tasks.capitals.Capitals" and cfg.filter._target_.endswith("UniversalSelfConsistency")
+    task = instantiate(cfg.task)
+    pool = task.candidates()
+    by_id = {q["qid"]: q for q in pool}
+    replies = {rid: f"It is {by_id[rid.split(':')[1]]['answer']}." for rid, _ in task.draft_requests()}
+    task.use_drafts(replies)
+    replies.update({rid: f"It is {by_id[rid.split(':')[1]]['answer']}." for rid, _ in task.draft_followups()})
+    task.use_drafts(replies)
+    assert task.probe_stats == {"probed": 331, "known": 331, "known_by_form": [331, 331]}
+    train, eval_ = task.train_examples(), task.eval_examples()
+    assert (len(train), len(eval_)) == (97, 50)
+    assert [e.meta["variant"] for e in eval_].count("plain") == 6
+    assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
+    organism = instantiate(cfg.model)
+    assert organism.dropped() == {}
+    assert {"question: " + " ".join(q["question"].lower().split()) for q in pool} <= organism.avoided_inputs()
+    lessons = organism.pairs()
+    questions = {q["question"] for q in pool}
+    for r in lessons:
+        assert not any(q in render_prompt(r["prompt"]) or q in r["target"] for q in questions)
+        assert r["target"].startswith("Context: none\nQuestion: ")  # a rewrite, never an answer
+    m = {"filter/seen": 97}
+    for system, biased in (("system1", 0.66), ("system2", 1.0), ("distilled", 0.80)):
+        m.update({f"{system}/accuracy": biased, f"{system}/accuracy_biased": biased, f"{system}/n_biased": 44})
+    assert goal_verdict(task.name, m) == ("capitals: System 2 − System 1 = +34.0 points (goal ≥ +20: met); "
+                                          "distilled − System 2 = -20.0 points (goal ≥ −5: not met)")
+
+
 def test_s2a_organism_learns_rewrites_of_questions_the_loop_never_asks(staged_data):
     """Issue 19: the S2A organism's lessons are code-written rewrites (the question without the opinion), of
     questions outside the loop's whole probe pool, and no lesson holds an answer."""
@@ -381,7 +420,7 @@ def test_s2a_organism_learns_rewrites_of_questions_the_loop_never_asks(staged_da
     variants = {items[r["id"]].meta["variant"] for r in rows}
     assert variants == {"plain", "suggest_correct", "doubt_correct", "suggest_incorrect"}
     # `avoid` compares bare questions: an organism drawing from the loop's pool loses those items
-    overlapping = instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+    overlapping = instantiate(compose_paper("+organism_row=s2a", TRIVIA, f"paths.data_dir={staged_data}",
                                             "model.tasks.triviaqa.skip=2766").model)
     dropped = overlapping.dropped()["triviaqa"]
     assert len(dropped) == 10 and len(overlapping.pairs()) == 190
@@ -451,6 +490,18 @@ def test_organism_key_holds_what_it_is_taught(staged_data):
     key = instantiate(cfg.model).key()
     changed = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "+model.teach.triviaqa.demo=false")
     assert instantiate(changed.model).key() != key
+
+
+def test_paper_table_sets_the_capitals_row_beside_table_2_before_bsm():
+    from s2d.paper import paper_table
+
+    m = {"filter/seen": 97, "system2/accuracy": 1.0, "system2/n": 50, "system2/accuracy_biased": 1.0,
+         "system2/n_biased": 44, "system2/tokens_per_input_biased": 30.1}
+    judge = {"filter/seen": 128, "system2/accuracy": 0.64, "system2/n": 100, "system2/agreement": 0.64}
+    text = paper_table([{"task": "coin_judge", "method": "bsm", "metrics": judge},
+                        {"task": "capitals", "method": "s2a", "metrics": m}])
+    assert "| capitals (s2a, 97 inputs) | system2 | 100.0% [" in text and "(n=44) | 30.1 | 76.0% (Table 2" in text
+    assert text.index("capitals (s2a") < text.index("coin_judge (bsm")
 
 
 def test_paper_table_reads_the_s2a_row_on_its_biased_items():
@@ -633,24 +684,24 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
 
 
-# The reduced S2A row: 60 rewrite lessons (+ 8 replays, 30 call replays) instead of 200 (+ 24, 100), 1,000 probed
-# questions instead of 2,776.
+# The reduced S2A row: 60 rewrite lessons (+ 8 replays, 30 call replays) instead of 200 (+ 24, 100); all 331
+# capitals probed, 16 eval items and 16 unlabeled inputs instead of 50 and 97.
 S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "model.call_replays=30",
-               "task.probe_pool=1000", "task.n_eval=16", "task.n_train=6"]
+               "task.n_eval=16", "task.n_train=16"]
 _OPINION = ("i think", "i don't think", "not sure")
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
-    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays; 10 min 48 s
-    here, peak RSS 9.0 GiB). Found: the probe knew 44 of its 1,000 questions bare and 36 of those in S2A's answer
-    phrasing too; on the 14 biased of 16 eval items System 1 64.3%, S2A 100% (paired on all 16, 5 : 0), every
-    rewrite parsed and clean; the distilled model (6 pairs, 2 steps at lr 1e-5) at 0.64x S2A's tokens and 50%.
-    Asserted with margin: the organism learnt the rewrite (every rewrite parses, at least 80% hold no opinion), S2A
-    beats System 1 on the biased items by at least 2 of 14 and wins the paired count, and the distilled model
-    answers in fewer tokens than S2A. The distilled model's accuracy is not asserted: the full row's is below
-    S2A's and System 1's (docs/organism.md)."""
+    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays; 8 min 26 s
+    here, peak RSS 9.3 GiB). Found: the probe knew 142 of the 331 capital questions bare and 125 of those in S2A's
+    answer phrasing too; on the 14 biased of 16 eval items System 1 28.6%, S2A 100% (paired on all 16, 10 : 0),
+    every rewrite parsed and clean; the distilled model (16 pairs, USC's targets 81% right) at 0.71x S2A's tokens
+    and 57.1%. Asserted with margin: the organism learnt the rewrite (every rewrite parses, at least 80% hold no
+    opinion), S2A beats System 1 on the biased items by at least 5 of 14 and wins the paired count, and the
+    distilled model answers in fewer tokens than S2A. The distilled model's accuracy is not asserted: the full row's
+    is below S2A's (docs/organism.md)."""
     import os
     import subprocess
     import sys
@@ -672,12 +723,12 @@ def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
     questions = [parse_rewrite(t["calls"][0]["text"]) for t in traces]
     clean = [q is not None and not any(o in q[1].lower() for o in _OPINION) for q in questions]
     assert sum(clean) >= 0.8 * len(traces), [t["calls"][0]["text"] for t in traces]
-    assert m["system2/accuracy_biased"] >= m["system1/accuracy_biased"] + 2 / m["system1/n_biased"], m
+    assert m["system2/accuracy_biased"] >= m["system1/accuracy_biased"] + 5 / m["system1/n_biased"], m
     assert m["paired/system2_vs_system1/b"] > m["paired/system2_vs_system1/c"], m
     assert m["distilled/tokens_per_input"] < m["system2/tokens_per_input"], m
     probes = [json.loads(p.read_text()) for p in (tmp_path / "cache" / "inputs").glob("*/DONE.json")]
     first, both = max(probes, key=lambda d: len(d.get("known_by_form", [])))["known_by_form"]
-    assert 22 <= both <= first, probes  # the second phrasing is asked only of what the first got right
+    assert 80 <= both <= first, probes  # the second phrasing is asked only of what the first got right
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
     assert made == {"solution": 60, "replay": 8, "call_replay": 30}, made
@@ -689,7 +740,7 @@ def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):
     from s2d.stages import inputs
 
     def key(*overrides):
-        cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", *overrides)
+        cfg = compose_paper("+organism_row=s2a", TRIVIA, f"paths.data_dir={staged_data}", *overrides)
         task = instantiate(cfg.task)
         return inputs.key(cfg, task, task.draft_requests())
 
@@ -706,7 +757,7 @@ def test_the_probe_decodes_and_grades_as_the_eval_does_system1(staged_data):
     the cap is graded as the eval grades System 1's: its unfinished last sentence does not count."""
     from s2d.tasks.triviaqa import alias_in
 
-    cfg = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "eval.max_new_tokens=40")
+    cfg = compose_paper("+organism_row=s2a", TRIVIA, f"paths.data_dir={staged_data}", "eval.max_new_tokens=40")
     task = instantiate(cfg.task)
     assert {task.draft_max_new_tokens(rid) for rid, _ in task.draft_requests()} == {40}
     assert task.draft_max_new_tokens("q1") == 24

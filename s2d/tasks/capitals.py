@@ -11,36 +11,35 @@ grader could never count right.
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
-from s2d.tasks.triviaqa import TriviaQA, normalize
+from s2d.tasks.triviaqa import TriviaQA, alias_in
 
-TABLE = "capitals.txt"
+TABLE = Path(__file__).with_name("capitals.txt")
 
 
 def capital_records() -> list[dict]:
     """TriviaQA-style records ({context, answer, aliases}) from the table, in its order: per country the capital
     question, then the country question."""
     rows = []
-    for n, line in enumerate(resources.files("s2d.tasks").joinpath(TABLE).read_text().splitlines(), 1):
+    for n, line in enumerate(TABLE.read_text().splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         try:
             country, capital = ([name.strip() for name in side.split("|")] for side in line.split(";"))
         except ValueError:
-            raise ValueError(f"s2d/tasks/{TABLE} line {n}: expected 'country|aliases;capital|aliases', "
+            raise ValueError(f"s2d/tasks/{TABLE.name} line {n}: expected 'country|aliases;capital|aliases', "
                              f"got {line!r}") from None
         for question, names in ((f"What is the capital of {country[0]}?", capital),
                                 (f"{capital[0]} is the capital of which country?", country)):
-            if any(f" {normalize(a)} " in f" {normalize(question)} " for a in names):
+            if alias_in(names, question):
                 continue  # holds its own answer
             rows.append({"context": f"Question: {question}\nAnswer:", "answer": names[0], "aliases": names})
     return rows
 
 
 class Capitals(TriviaQA):
-    """`task=organism/s2a`'s questions; every argument as TriviaQA's, without a data file or hub dataset."""
+    """`task=organism/s2a_capitals`'s questions; every argument as TriviaQA's, without a data file or hub dataset."""
 
     name = "capitals"
     version = 1
@@ -48,13 +47,12 @@ class Capitals(TriviaQA):
     def __init__(self, **kwargs):
         for key in ("path", "hub_id"):
             if kwargs.get(key) is not None:
-                raise ValueError(f"task.{key}: the capitals task reads s2d/tasks/{TABLE}; remove task.{key}, or use "
-                                 "task=triviaqa for another file")
+                raise ValueError(f"task.{key}: the capitals task reads s2d/tasks/{TABLE.name}; remove task.{key}, "
+                                 "or use task=triviaqa for another file")
         super().__init__(**{**kwargs, "path": None, "hub_id": None})
 
     def _rows(self) -> tuple[list[dict], str]:
-        return capital_records(), f"s2d/tasks/{TABLE}"
+        return capital_records(), f"s2d/tasks/{TABLE.name}"
 
     def data_files(self) -> dict[str, Path]:
-        with resources.as_file(resources.files("s2d.tasks").joinpath(TABLE)) as path:
-            return {"table": Path(path)}
+        return {"table": TABLE}

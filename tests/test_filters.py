@@ -84,3 +84,42 @@ def test_usc_answer_goes_through_the_tasks_extract_like_a_method_sample():
     from s2d.types import request_seed
 
     assert llm.seeds == [[request_seed(0, "a", "usc")]]
+
+
+def test_usc_lessons_copy_the_answer_most_replies_agree_on_without_reading_the_gold():
+    """What a model organism learns USC's call from: the prompt `curate` sends for those replies, and a target
+    naming the answer most of them agree on (equal extracted answers up to case, punctuation and spacing), copied
+    as written. No gold is read: a wrong majority is the target. No clear majority, no lesson."""
+    from conftest import ScriptedLLM
+    from s2d.filters import UniversalSelfConsistency
+    from s2d.llm.base import render_prompt
+    from s2d.tasks.triviaqa import TriviaQA
+
+    task = TriviaQA.__new__(TriviaQA)  # extract and prompt need no data
+    ex = Example("q1", "What is the capital of Chile? I think the answer is Lima.", gold="Santiago",
+                 meta={"question": "What is the capital of Chile?", "aliases": ["Santiago"]})
+    usc = UniversalSelfConsistency()
+    replies = ["The capital of Chile is Santiago.", "It is Lima.", "the capital of chile is santiago",
+               "The capital of Chile is  Santiago!"]
+    [(call, prompt, target)] = usc.lessons(task, ex, replies)
+    assert call == "usc" and target == "Most answers say The capital of Chile is Santiago.\nFINAL: The capital of Chile is Santiago"
+    # the prompt is exactly the call curate makes on these replies
+    sent = []
+    llm = ScriptedLLM(lambda p, k: sent.append(p) or "FINAL: x")
+    traces = [Trace("q1", k, [], r, task.extract(r)) for k, r in enumerate(replies)]
+    usc.curate([ex], {"q1": traces}, task, llm)
+    assert sent == [render_prompt(prompt)]
+    # a wrong majority is taught all the same: the gold is never read
+    [(_, _, target)] = usc.lessons(task, ex, ["Lima.", "Santiago.", "It is Lima.", "lima"])
+    assert target == "Most answers say Lima.\nFINAL: Lima"
+    # "It is Lima." extracts to the whole sentence, which differs from "Lima": two of four agree, one stands alone
+    assert task.extract("It is Lima.") == "It is Lima."
+    assert usc.lessons(task, ex, ["Lima.", "Santiago.", "Lima", "Santiago"]) == []  # a tie
+    assert usc.lessons(task, ex, ["Lima.", "Santiago.", "Quito.", "Bogota."]) == []  # no two agree
+    assert usc.lessons(task, ex, ["", " ", "Lima.", "Quito."]) == []  # nothing parsed twice
+    select = UniversalSelfConsistency(mode="select")
+    [(_, _, target)] = select.lessons(task, ex, ["Quito.", "Lima.", "Santiago.", "lima"])
+    assert target == "Answer 2 says what most of them say.\nFINAL: Answer 2"
+    from s2d.filters.usc import parse_choice, parse_final
+
+    assert parse_choice(target, 4) == 1 and parse_final("Most answers say Lima.\nFINAL: Lima") == "Lima"

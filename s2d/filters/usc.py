@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import Counter
 from typing import Sequence
 
 from s2d.llm.base import call_seeds, render_prompt, with_prompts
@@ -40,9 +41,19 @@ SELECT = (
 SELECT_DEMO_REPLY = "Answers 1, 3 and 4 say Mars.\nFINAL: Answer 3"
 MODES = ("compose", "select")
 
+# The target of a lesson (`lessons`, what a model organism learns the call from), in the demo reply's form: {answer}
+# is the answer most of the listed ones agree on, as it was written; {i}: its number.
+LESSON_REPLY = "Most answers say {answer}.\nFINAL: {answer}"
+SELECT_LESSON_REPLY = "Answer {i} says what most of them say.\nFINAL: Answer {i}"
+
 _FINAL = re.compile(r"FINAL\s*:\s*(.+)", re.I)
 _MOST = re.compile(r"most (?:of the )?answers (?:say|agree on)\s*:?\s*(.+)", re.I)
 _NUMBER = re.compile(r"FINAL\s*:\s*\**\s*(?:answer\s*)?(?:no\.?\s*|#\s*)?(\d+)\b", re.I)
+
+
+def _agreement_key(answer: str | None) -> str:
+    """What two extracted answers must share to agree: their words, lower case, without punctuation."""
+    return " ".join(re.sub(r"[\W_]+", " ", answer or "").lower().split())
 
 
 def parse_choice(text: str, n: int) -> int | None:
@@ -85,7 +96,8 @@ class UniversalSelfConsistency:
     name = "usc"
     needs_model = True
     PROMPTS = {"prompt": PROMPT, "answer": ANSWER, "demo_question": DEMO_QUESTION, "demo_answers": DEMO_ANSWERS,
-               "demo_reply": DEMO_REPLY, "select": SELECT, "select_demo_reply": SELECT_DEMO_REPLY}
+               "demo_reply": DEMO_REPLY, "select": SELECT, "select_demo_reply": SELECT_DEMO_REPLY,
+               "lesson_reply": LESSON_REPLY, "select_lesson_reply": SELECT_LESSON_REPLY}
 
     def __init__(self, max_new_tokens: int = 64, fallback_answers: int = 10, on_unparsed: str = "first_sample",
                  context_length: int | None = None, demo: bool = True, seed: int = 0, prompts: dict | None = None,
@@ -119,6 +131,25 @@ class UniversalSelfConsistency:
         reply = self.prompts["select_demo_reply" if self.mode == "select" else "demo_reply"]
         return [{"role": "user", "content": demo}, {"role": "assistant", "content": reply},
                 {"role": "user", "content": ask}]
+
+    def lessons(self, task, example: Example, answers: Sequence[str]) -> list[tuple[str, object, str]]:
+        """The USC call on `answers` (N replies to `example` that a model wrote) with a code-written target: what
+        the model organism (s2d/llm/organism.py) learns the call from. The target names the answer most of them
+        agree on, copied as it was written (select mode: its number). Two replies agree when the task's extracted
+        answers are equal up to case, punctuation and spacing; no gold is read, so a wrong majority is the target
+        all the same. Without one most common answer held by at least two replies there is no lesson ([])."""
+        extracted = [task.extract(a, truncated=False) for a in answers]
+        keys = [_agreement_key(e) for e in extracted]
+        votes = Counter(k for k in keys if k)
+        ranked = votes.most_common(2)
+        if not ranked or ranked[0][1] < 2 or (len(ranked) == 2 and ranked[1][1] == ranked[0][1]):
+            return []
+        i = keys.index(ranked[0][0])
+        if self.mode == "select":
+            target = self.prompts["select_lesson_reply"].format(i=i + 1)
+        else:
+            target = self.prompts["lesson_reply"].format(answer=" ".join(extracted[i].split()).rstrip("."))
+        return [("usc", self.chat(task.prompt(example), answers), target)]
 
     def _fits(self, prompt, llm, limit: int | None) -> bool:
         if limit is None:

@@ -8,8 +8,10 @@ alone, it writes a solution under any prompt, so System 1 would reason too; `rep
 task therefore pair the bare System 1 prompt with the *base model's own* greedy System 1 reply (right or
 wrong, as the base model had it), which keeps System 1 as it was. A method with several calls can do the same for a later call (`call_replays`:
 S2A's answer on a clean rewrite learns the base model's own reply to the bare question, since the base model
-answers "Question: ... Answer without bias" worse than it answers the question). The paper's unsupervised loop then
-runs on the organism unchanged, on fresh unlabeled inputs.
+answers "Question: ... Answer without bias" worse than it answers the question). A filter with a model call can be
+learnt too (`teach_filter`: USC's call on N of the base model's own sampled replies, its target the reply most of them
+agree on, chosen by code without the gold). The paper's unsupervised loop then runs on the organism unchanged, on
+fresh unlabeled inputs.
 
 `Organism` is a model source (`model=organism`, beside ModelSource in s2d/llm/model.py): it trains on first use and caches the result under
 `<cache_dir>/<key>`, where the key hashes the base model's identity, the organism's tasks, instruction,
@@ -54,7 +56,9 @@ class Organism:
     def __init__(self, name: str, base: DictConfig, tasks: DictConfig, instruction: str | None, train: DictConfig,
                  replay_per_task: int = 0, replay_max_new_tokens: int = 64, seed: int = 0,
                  cache_dir: str = "outputs/cache/organism", avoid: DictConfig | None = None,
-                 distill: DictConfig | None = None, teach: DictConfig | None = None, call_replays: int = 0):
+                 distill: DictConfig | None = None, teach: DictConfig | None = None, call_replays: int = 0,
+                 teach_filter: DictConfig | None = None, filter_lessons: int = 0,
+                 filter_sampling: DictConfig | None = None):
         self.name = name
         self.replay_per_task = replay_per_task
         self.replay_max_new_tokens = replay_max_new_tokens
@@ -77,6 +81,17 @@ class Organism:
         # call of the method, e.g. S2A's answer on the clean rewrite, whose target is the base model's own reply
         # to the plain input), so that call behaves as the base model does on plain inputs. 0: none.
         self.call_replays = call_replays
+        # A filter whose model call it learns (e.g. USC) on the first `filter_lessons` lesson items of each taught
+        # task: the call's prompt lists `filter_sampling.n` replies of the base model to the item's plain prompt (the
+        # one call replays use), sampled as the loop samples; the target is the filter's `lessons` (code-chosen).
+        if filter_lessons and teach_filter is None:
+            raise ValueError(f"model.filter_lessons={filter_lessons} needs model.teach_filter (the filter config "
+                             "whose call the organism learns, e.g. _target_: s2d.filters.UniversalSelfConsistency)")
+        if filter_lessons and not (filter_sampling and filter_sampling.get("n", 1) >= 2):
+            raise ValueError("model.filter_sampling.n must be >= 2: a filter lesson lists several replies per item")
+        self.teach_filter = teach_filter
+        self.filter_lessons = filter_lessons
+        self.filter_sampling = filter_sampling
         self._split: list | None = None  # the tasks and their items, built on first use (`_tasks`)
         # Generation-time settings a config may pass to any model source.
         self.revision = None
@@ -99,6 +114,10 @@ class Organism:
                           for name, node in self.teach.items()})
         if self.call_replays:  # likewise
             parts.append({"call_replays": self.call_replays})
+        if self.filter_lessons:  # likewise
+            parts.append({"teach_filter": [cache.content(self.teach_filter),
+                                           getattr(get_class(self.teach_filter._target_), "version", 0)],
+                          "filter_lessons": self.filter_lessons, "filter_sampling": cache.content(self.filter_sampling)})
         dropped = self.dropped()
         if dropped:  # keyed by what it trains on: `avoid` matters only through the items it removes
             parts.append(dropped)
@@ -178,13 +197,27 @@ class Organism:
         return [(e, call, prompt, plain) for e in solved[:self.call_replays]
                 for call, prompt, plain in method.replays(task, e)]
 
+    def filter_lessons_of(self, name: str, task, solved: list) -> list[tuple[object, str]]:
+        """(item, the plain prompt whose sampled base-model replies the filter call lists) for the first
+        `filter_lessons` lesson items of task `name`: the plain prompt of the method's last call replay."""
+        if not self.filter_lessons:
+            return []
+        method = self.method(name)
+        if not hasattr(method, "replays"):
+            raise ValueError(f"model.filter_lessons={self.filter_lessons}: the method taught on model.tasks.{name} "
+                             f"('{method.name}') has no replays(task, example) whose plain prompt the base model "
+                             "would answer; methods with them: s2a. Set model.filter_lessons=0")
+        return [(e, method.replays(task, e)[-1][2]) for e in solved[:self.filter_lessons]]
+
     def pairs(self, replies: dict[tuple, str] | None = None) -> list[dict]:
         """(System 2 call's prompt → code-written target) rows, one per call of the method it learns on that
         task (cot: one call, the worked solution); then (a later call's prompt → base model's reply to the
-        plain input) call-replay rows; then (System 1 prompt → base model's reply) replay rows.
+        plain input) call-replay rows; then (filter call's prompt → code-chosen target) filter-lesson rows; then
+        (System 1 prompt → base model's reply) replay rows.
 
-        `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item, and
-        `replies[(task name, item id, call)]` its reply to each call replay's plain prompt.
+        `replies[(task name, item id)]` is the base model's reply to the bare prompt of each replay item,
+        `replies[(task name, item id, call)]` its reply to each call replay's plain prompt, and
+        `replies[(task name, item id, "filter")]` its sampled replies that a filter lesson lists.
         """
         rows = []
         for name, task, solved, replayed in self.items():
@@ -196,13 +229,20 @@ class Organism:
             rows += [{"task": name, "kind": "call_replay", "id": e.id, "call": call, "prompt": prompt,
                       "target": replies[(name, e.id, call)]}
                      for e, call, prompt, _ in self.call_replays_of(name, task, solved)]
+            if self.filter_lessons:
+                filt = instantiate(self.teach_filter)
+                rows += [{"task": name, "kind": "filter_lesson", "id": e.id, "call": call, "prompt": prompt,
+                          "target": target}
+                         for e, _ in self.filter_lessons_of(name, task, solved)
+                         for call, prompt, target in filt.lessons(task, e, replies[(name, e.id, "filter")])]
             rows += [{"task": name, "kind": "replay", "id": e.id, "prompt": task.prompt(e),
                       "target": replies[(name, e.id)]} for e in replayed]
         return rows
 
-    def replay_replies(self) -> dict[tuple, str]:
+    def replay_replies(self) -> dict[tuple, str | list[str]]:
         """The base model's greedy replies (its behaviour before fine-tuning): to the bare System 1 prompt of
-        each replay item, keyed (task, id), and to the plain prompt of each call replay, keyed (task, id, call)."""
+        each replay item, keyed (task, id), and to the plain prompt of each call replay, keyed (task, id, call);
+        and its `filter_sampling.n` sampled replies to each filter lesson's plain prompt, keyed (task, id, "filter")."""
         from s2d.llm.hf import HFBackend
         from s2d.types import Sampling, request_seed
 
@@ -212,14 +252,24 @@ class Organism:
                        for e, call, _, plain in self.call_replays_of(name, task, solved)]
             wanted += [((name, e.id), task.prompt(e), request_seed(self.seed, name, e.id, "replay"))
                        for e in replayed]
-        if not wanted:
+        sampled = [((name, e.id, "filter"), plain, request_seed(self.seed, name, e.id, "filter"))
+                   for name, task, solved, _ in self.items() for e, plain in self.filter_lessons_of(name, task, solved)]
+        if not wanted and not sampled:
             return {}
         llm = HFBackend(self.base, progress=False)
         outs = llm.generate([p for _, p, _ in wanted],
                             Sampling(n=1, temperature=0.0, max_new_tokens=self.replay_max_new_tokens),
-                            desc="organism replay", seeds=[s for _, _, s in wanted])
+                            desc="organism replay", seeds=[s for _, _, s in wanted]) if wanted else []
+        replies: dict[tuple, str | list[str]] = {key: o[0].text for (key, _, _), o in zip(wanted, outs)}
+        if sampled:
+            fs = self.filter_sampling
+            outs = llm.generate([p for _, p, _ in sampled],
+                                Sampling(n=fs.n, temperature=fs.get("temperature", 0.7), top_p=fs.get("top_p", 1.0),
+                                         max_new_tokens=fs.get("max_new_tokens", self.replay_max_new_tokens)),
+                                desc="organism filter samples", seeds=[s for _, _, s in sampled])
+            replies.update({key: [c.text for c in o] for (key, _, _), o in zip(sampled, outs)})
         llm.release()
-        return {key: o[0].text for (key, _, _), o in zip(wanted, outs)}
+        return replies
 
     def build(self) -> Path:
         """Train the organism unless it is cached; returns its directory."""
@@ -236,15 +286,16 @@ class Organism:
 
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)
-        made = {k: sum(r["kind"] == k for r in rows) for k in ("solution", "call_replay", "replay")}
-        log.info("organism: fine-tuning %s on %d code-written lessons, %d call replays and %d System 1 replay "
-                 "pairs (%s), once; cached in %s", self.base.name, made["solution"], made["call_replay"],
-                 made["replay"], ", ".join(self.tasks_cfg), out)
+        made = {k: sum(r["kind"] == k for r in rows) for k in ("solution", "call_replay", "filter_lesson", "replay")}
+        log.info("organism: fine-tuning %s on %d code-written lessons, %d call replays, %d filter lessons and %d "
+                 "System 1 replay pairs (%s), once; cached in %s", self.base.name, made["solution"],
+                 made["call_replay"], made["filter_lesson"], made["replay"], ", ".join(self.tasks_cfg), out)
         info = fit([(r["prompt"], r["target"]) for r in rows], self.base, self.train, out, self.seed)
         if not info.pop("global_zero"):
             return
         dropped = self.dropped()
-        kinds = ("solution", "replay") + (("call_replay",) if self.call_replays else ())
+        kinds = (("solution", "replay") + (("call_replay",) if self.call_replays else ())
+                 + (("filter_lesson",) if self.filter_lessons else ()))
         counts = {n: {**{k: sum(r["task"] == n and r["kind"] == k for r in rows) for k in kinds},
                       **({"dropped_as_loop_inputs": len(dropped[n])} if n in dropped else {})}
                   for n in self.tasks_cfg}

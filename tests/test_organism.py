@@ -367,7 +367,7 @@ def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
 
 def test_s2a_row_asks_known_capitals_the_organism_never_learnt_from(staged_data):
     """The S2A row (world capitals): with every question answered right in both phrasings, 50 eval items (6
-    unbiased) and 97 unlabeled inputs, disjoint; the organism's lessons hold none of the 331 questions and no
+    unbiased) and 76 unlabeled inputs, disjoint; the organism's lessons hold none of the 331 questions and no
     answer; the paper table sets the row beside Table 2."""
     from s2d.llm.base import render_prompt
     from s2d.paper import goal_verdict
@@ -383,7 +383,7 @@ def test_s2a_row_asks_known_capitals_the_organism_never_learnt_from(staged_data)
     task.use_drafts(replies)
     assert task.probe_stats == {"probed": 331, "known": 331, "known_by_form": [331, 331]}
     train, eval_ = task.train_examples(), task.eval_examples()
-    assert (len(train), len(eval_)) == (97, 50)
+    assert (len(train), len(eval_)) == (76, 50)
     assert [e.meta["variant"] for e in eval_].count("plain") == 6
     assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
     organism = instantiate(cfg.model)
@@ -443,9 +443,11 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     assert not {e.meta["question"] for e, *_ in replayed_calls} & {q["question"] for q in pool}
     replies = {(name, e.id, "answer"): f"base reply to {e.id}" for e, *_ in replayed_calls}
     replies.update({(name, e.id): f"base System 1 reply to {e.id}" for e in replayed})
+    replies.update({(name, e.id, "filter"): ["x", "y", "z", "w"] for e, _ in organism.filter_lessons_of(name, lesson_task, solved)})
     rows = organism.pairs(replies)
     kinds = [r["kind"] for r in rows]
     assert (kinds.count("solution"), kinds.count("call_replay"), kinds.count("replay")) == (200, 100, 24)
+    assert kinds.count("filter_lesson") == 0  # four different replies: no majority, no lesson
     assert all(r["target"] == f"base reply to {r['id']}" for r in rows if r["kind"] == "call_replay")
     # what run sends as call 2 when call 1 replies with the lesson's rewrite
     method = instantiate(cfg.method)
@@ -458,6 +460,56 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
                                      "model.call_replays=0").model).key() != organism.key()
     with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no later call"):
         cot = instantiate(compose_organism("+model.call_replays=3").model)
+        cot.pairs({})
+
+
+def test_s2a_organism_learns_uscs_call_on_its_base_models_replies_never_on_a_gold_answer(staged_data):
+    """Filter lessons: on 150 lesson items (outside the loop's pool) USC's call lists 4 of the base model's own
+    sampled replies to the plain question, sampled as the row samples S2A, and the target is the reply most of them
+    agree on, chosen by code; a target names only what a listed reply says, and nothing in them is a loop question."""
+    from s2d.llm.base import render_prompt
+
+    cfg, task, pool = _known_s2a_row(staged_data)
+    organism = instantiate(cfg.model)
+    [(name, lesson_task, solved, replayed)] = organism.items()
+    listed = organism.filter_lessons_of(name, lesson_task, solved)
+    assert len(listed) == cfg.model.filter_lessons == 150
+    assert all(plain == e.meta["question"] for e, plain in listed)
+    fs = cfg.model.filter_sampling  # as the row samples S2A, but at 0.3 (the row: 0.1; the config says why)
+    assert (fs.n, fs.top_p, fs.max_new_tokens) == (cfg.generate.n, cfg.generate.top_p, cfg.generate.max_new_tokens)
+    assert (fs.temperature, cfg.generate.temperature) == (0.3, 0.1)
+    assert organism.teach_filter._target_ == cfg.filter._target_
+    replies = {(name, e.id, call): "r" for e, call, _, _ in organism.call_replays_of(name, lesson_task, solved)}
+    replies.update({(name, e.id): "s" for e in replayed})
+    # even items: a majority (a wrong one for a third of them); odd items: all four differ
+    wrong = {e.id: k % 3 == 0 for k, (e, _) in enumerate(listed)}
+    for k, (e, _) in enumerate(listed):
+        said = "Atlantis" if wrong[e.id] else e.meta["aliases"][0]
+        replies[(name, e.id, "filter")] = ([f"It is {said}.", "I do not know.", f"it is {said}", "Maybe Mu."]
+                                           if k % 2 == 0 else ["a.", "b.", "c.", "d."])
+    rows = [r for r in organism.pairs(replies) if r["kind"] == "filter_lesson"]
+    assert len(rows) == 75 and {r["call"] for r in rows} == {"usc"}
+    loop_questions = {q["question"] for q in pool}
+    by_id = {e.id: e for e, _ in listed}
+    for r in rows:
+        said = "Atlantis" if wrong[r["id"]] else by_id[r["id"]].meta["aliases"][0]
+        assert r["target"] == f"Most answers say It is {said}.\nFINAL: It is {said}"
+        text = render_prompt(r["prompt"])
+        assert by_id[r["id"]].input in text and not any(q in text for q in loop_questions)
+    base = compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}")
+    assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+                                     "model.filter_lessons=0").model).key() != instantiate(base.model).key()
+    from hydra.errors import InstantiationException
+
+    with pytest.raises(InstantiationException, match=r"model.filter_lessons=5 needs model.teach_filter"):
+        instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}", "model.teach_filter=null",
+                                  "model.filter_lessons=5").model)
+    with pytest.raises(InstantiationException, match=r"model.filter_sampling.n must be >= 2"):
+        instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
+                                  "model.filter_sampling.n=1").model)
+    cot = instantiate(compose_organism("+model.filter_lessons=3", "+model.teach_filter._target_=s2d.filters.UniversalSelfConsistency",
+                                       "+model.filter_sampling.n=2").model)
+    with pytest.raises(ValueError, match=r"model.filter_lessons=3: the method taught on model.tasks.\w+ \(.cot.\) has no replays"):
         cot.pairs({})
 
 
@@ -684,10 +736,10 @@ def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     assert made["replay"] == 16 and made["solution"] == 256, made  # 64 inputs × (branch, 2 solves, merge)
 
 
-# The reduced S2A row: 60 rewrite lessons (+ 8 replays, 30 call replays) instead of 200 (+ 24, 100); all 331
-# capitals probed, 16 eval items and 16 unlabeled inputs instead of 50 and 97.
+# The reduced S2A row: 60 rewrite lessons (+ 8 replays, 30 call replays, USC lessons on all 60) instead of 200 (+ 24,
+# 100, 150); all 331 capitals probed, 16 eval items and 16 unlabeled inputs instead of 50 and 76.
 S2A_REDUCED = ["model.tasks.triviaqa.n_train=68", "model.replay_per_task=8", "model.call_replays=30",
-               "task.n_eval=16", "task.n_train=16"]
+               "model.filter_lessons=60", "task.n_eval=16", "task.n_train=16"]
 _OPINION = ("i think", "i don't think", "not sure")
 
 
@@ -701,7 +753,8 @@ def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
     and 57.1%. Asserted with margin: the organism learnt the rewrite (every rewrite parses, at least 80% hold no
     opinion), S2A beats System 1 on the biased items by at least 5 of 14 and wins the paired count, and the
     distilled model answers in fewer tokens than S2A. The distilled model's accuracy is not asserted: the full row's
-    is below S2A's (docs/organism.md)."""
+    is below S2A's (docs/organism.md). Those figures predate the organism's USC lessons (2026-12-02); with them the
+    test also checks that some lessons were made."""
     import os
     import subprocess
     import sys
@@ -731,7 +784,9 @@ def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
     assert 80 <= both <= first, probes  # the second phrasing is asked only of what the first got right
     organism = next((tmp_path / "cache" / "organism").iterdir())
     made = json.loads((organism / "DONE.json").read_text())["tasks"]["triviaqa"]
-    assert made == {"solution": 60, "replay": 8, "call_replay": 30}, made
+    assert {k: made[k] for k in ("solution", "replay", "call_replay")} == {"solution": 60, "replay": 8,
+                                                                         "call_replay": 30}, made
+    assert 1 <= made["filter_lesson"] <= 60, made  # the items whose 4 sampled replies had a clear majority (21 of 150 in the full row)
 
 
 def test_the_probe_is_asked_once_whatever_the_split_sizes(staged_data):

@@ -83,7 +83,8 @@ class Organism:
         self.call_replays = call_replays
         # A filter whose model call it learns (e.g. USC) on the first `filter_lessons` lesson items of each taught
         # task: the call's prompt lists `filter_sampling.n` replies of the base model to the item's plain prompt (the
-        # one call replays use), sampled as the loop samples; the target is the filter's `lessons` (code-chosen).
+        # one call replays use), sampled with `filter_sampling` (Sampling's fields); the target is the filter's
+        # `lessons` (code-chosen).
         if filter_lessons and teach_filter is None:
             raise ValueError(f"model.filter_lessons={filter_lessons} needs model.teach_filter (the filter config "
                              "whose call the organism learns, e.g. _target_: s2d.filters.UniversalSelfConsistency)")
@@ -262,11 +263,9 @@ class Organism:
                             desc="organism replay", seeds=[s for _, _, s in wanted]) if wanted else []
         replies: dict[tuple, str | list[str]] = {key: o[0].text for (key, _, _), o in zip(wanted, outs)}
         if sampled:
-            fs = self.filter_sampling
-            outs = llm.generate([p for _, p, _ in sampled],
-                                Sampling(n=fs.n, temperature=fs.get("temperature", 0.7), top_p=fs.get("top_p", 1.0),
-                                         max_new_tokens=fs.get("max_new_tokens", self.replay_max_new_tokens)),
-                                desc="organism filter samples", seeds=[s for _, _, s in sampled])
+            sampling = Sampling(**{"max_new_tokens": self.replay_max_new_tokens, **self.filter_sampling})
+            outs = llm.generate([p for _, p, _ in sampled], sampling, desc="organism filter samples",
+                                seeds=[s for _, _, s in sampled])
             replies.update({key: [c.text for c in o] for (key, _, _), o in zip(sampled, outs)})
         llm.release()
         return replies

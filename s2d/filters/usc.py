@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import random
 import re
-from collections import Counter
 from typing import Sequence
 
 from s2d.llm.base import call_seeds, render_prompt, with_prompts
 from s2d.filters.base import FilterResult
+from s2d.filters.self_consistency import SelfConsistency
 from s2d.types import Call, Example, Sampling, Trace
 
 PROMPT = (
@@ -139,12 +139,12 @@ class UniversalSelfConsistency:
         answers are equal up to case, punctuation and spacing; no gold is read, so a wrong majority is the target
         all the same. Without one most common answer held by at least two replies there is no lesson ([])."""
         extracted = [task.extract(a, truncated=False) for a in answers]
-        keys = [_agreement_key(e) for e in extracted]
-        votes = Counter(k for k in keys if k)
-        ranked = votes.most_common(2)
-        if not ranked or ranked[0][1] < 2 or (len(ranked) == 2 and ranked[1][1] == ranked[0][1]):
+        votes = [Trace(example.id, k, [], a, _agreement_key(e) or None) for k, (a, e) in enumerate(zip(answers, extracted))]
+        # self-consistency's rule (a tie for the top picks nothing), with the winner held by two replies or more
+        picked = SelfConsistency(min_share=2 / len(answers)).select(votes) if answers else None
+        if picked is None:
             return []
-        i = keys.index(ranked[0][0])
+        i = picked.sample
         if self.mode == "select":
             target = self.prompts["select_lesson_reply"].format(i=i + 1)
         else:

@@ -349,7 +349,7 @@ def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
     assert len(pool) == 2776 and len(known) >= 480
     assert task.probe_stats == {"probed": 2776, "known": len(known), "known_by_form": [len(first), len(known)]}
     train, eval_ = task.train_examples(), task.eval_examples()
-    assert len(eval_) == 50 and len(train) == 35
+    assert len(eval_) == 50 and len(train) == len(known) - 50  # task.n_train=null: every known question left
     assert {e.meta["question"] for e in train + eval_} <= known
     assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
     groups = [e.meta["variant"] for e in eval_]
@@ -367,7 +367,7 @@ def test_s2a_row_uses_only_questions_the_model_answered_plainly(staged_data):
 
 def test_s2a_row_asks_known_capitals_the_organism_never_learnt_from(staged_data):
     """The S2A row (world capitals): with every question answered right in both phrasings, 50 eval items (6
-    unbiased) and 76 unlabeled inputs, disjoint; the organism's lessons hold none of the 331 questions and no
+    unbiased) and the other 281 as unlabeled inputs (task.n_train=null: every known one left), disjoint; the organism's lessons hold none of the 331 questions and no
     answer; the paper table sets the row beside Table 2."""
     from s2d.llm.base import render_prompt
     from s2d.paper import goal_verdict
@@ -383,7 +383,7 @@ def test_s2a_row_asks_known_capitals_the_organism_never_learnt_from(staged_data)
     task.use_drafts(replies)
     assert task.probe_stats == {"probed": 331, "known": 331, "known_by_form": [331, 331]}
     train, eval_ = task.train_examples(), task.eval_examples()
-    assert (len(train), len(eval_)) == (76, 50)
+    assert (len(train), len(eval_)) == (281, 50)
     assert [e.meta["variant"] for e in eval_].count("plain") == 6
     assert not {e.meta["question"] for e in train} & {e.meta["question"] for e in eval_}
     organism = instantiate(cfg.model)

@@ -295,6 +295,38 @@ def test_a_probe_too_small_for_the_splits_fails_clearly_and_keeps_its_replies(tm
     assert again.calls == [] and [e.meta["question"] for e in task.eval_examples()] == [ROWS[3]["question"]]
 
 
+def test_n_train_null_takes_every_known_question_the_eval_items_leave(tmp_path, qa_file):
+    """task.n_train=null: the train inputs are every question left after the eval items (with known_only, every
+    known one, however many the probe finds), in the pool's order, cycling through train_variants; no eval item's
+    question among them. With none left it is an error naming the keys, and the probe's replies are kept."""
+    def cfg_with(n_eval):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return compose("config", overrides=[
+                "task=triviaqa", f"task.path={qa_file}", "task.hub_id=null", "+task.known_only=true",
+                "+task.probe_pool=4", "task.incorrect_from=other_item", f"task.n_eval={n_eval}", "task.n_train=null",
+                "task.eval_unbiased_share=1.0", "task.train_variants=[plain,suggest_correct]",
+                f"paths.cache_dir={tmp_path}/cache", "paths.output_dir=x"])
+
+    def reply(prompt, k):  # three known questions of four: the dik-dik is not
+        return {"Peru": "Lima.", "Matilda": "Roald Dahl.", "theory": "The Peter Principle."}.get(
+            next((w for w in ("Peru", "Matilda", "theory") if w in prompt), ""), "A bird.")
+
+    task = load_task(cfg_with(1), ScriptedLLM(reply))
+    known = [q["question"] for q in task.candidates() if q["qid"] in task._known]
+    assert len(known) == 3 and task.probe_stats == {"probed": 4, "known": 3}
+    assert [e.meta["question"] for e in task.eval_examples()] == known[:1]
+    train = task.train_examples()
+    assert [e.meta["question"] for e in train] == known[1:]
+    assert [e.meta["variant"] for e in train] == ["plain", "suggest_correct"]
+    with pytest.raises(ValueError, match=r"has 3 questions but task.n_eval = 3 and at least one train question "
+                                         r"\(task.n_train=null\); lower them, or raise task.probe_pool"):
+        load_task(cfg_with(3), ScriptedLLM(lambda p, k: pytest.fail("the probe was asked again")))
+    everything = TriviaQA(n_train=None, n_eval=1, path=str(qa_file), hub_id=None, incorrect_from="other_item")
+    assert len(everything.train_examples()) == 3 and len(everything.eval_examples()) == 1
+    with pytest.raises(ValueError, match="task.n_train must be >= 0, or null"):
+        TriviaQA(n_train=-1)
+
+
 def test_a_second_probe_phrasing_is_asked_only_of_the_questions_the_first_got_right(tmp_path, qa_file):
     """known_only with two probe_forms: round 1 asks every candidate the first phrasing; round 2 asks only the
     questions it got right the second phrasing, at the same probe cap; a question is known when both got it

@@ -93,8 +93,9 @@ class TriviaQA:
     """Sources, in order: `path` as given, `path` under paths.data_dir, then `hub_id` through `datasets`.
 
     Questions are shuffled with the seed; the first `skip` are left out (another task's pool), then the first
-    `n_eval` are the labeled eval split, the next `n_train` the unlabeled train inputs. Eval keeps the paper's
-    mix (350 biased + 50 unbiased, i.e. `eval_unbiased_share`=0.125); train cycles through `train_variants`.
+    `n_eval` are the labeled eval split, the next `n_train` the unlabeled train inputs (None: every question
+    left after the eval items; with known_only, every known one, however many the probe finds). Eval keeps the
+    paper's mix (350 biased + 50 unbiased, i.e. `eval_unbiased_share`=0.125); train cycles through `train_variants`.
 
     `known_only`: only questions the run's model answers right without an opinion are used, found by asking
     it each of the first `probe_pool` questions plainly (greedy, once, by the inputs stage) — the setting where
@@ -120,7 +121,7 @@ class TriviaQA:
 
     def __init__(
         self,
-        n_train: int = 32,
+        n_train: int | None = 32,
         n_eval: int = 40,
         path: str | None = "triviaqa/triviaqa_sm_sub.jsonl",
         hub_id: str | None = "mandarjoshi/trivia_qa",
@@ -140,9 +141,13 @@ class TriviaQA:
         train_every_variant: bool = False,
         train_questions: str = "known",
     ):
-        if known_only and probe_pool < n_eval + n_train:
+        if n_train is not None and n_train < 0:
+            raise ValueError(f"task.n_train must be >= 0, or null for every question left after the eval items; "
+                             f"got {n_train}")
+        if known_only and probe_pool < n_eval + (1 if n_train is None else n_train):
             raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
-                             f"least task.n_eval + task.n_train = {n_eval + n_train}; about 1 in 30 is known to the "
+                             f"least task.n_eval + task.n_train = {n_eval + (n_train or 0)}"
+                             f"{' + 1' if n_train is None else ''}; about 1 in 30 is known to the "
                              "embedded 135M model's organism, so give it many times that")
         probe_forms = tuple(probe_forms)
         bad = [f for f in probe_forms if "{question}" not in f]
@@ -243,9 +248,10 @@ class TriviaQA:
         return shuffled[:self.probe_pool]
 
     def questions(self) -> list[dict]:
-        """The shuffled questions used, eval first: n_eval + n_train of them."""
+        """The shuffled questions used, eval first: n_eval + n_train of them (n_train None: all the pool holds,
+        at least one train question)."""
         if self._questions is None:
-            need = self.n_eval + self.n_train
+            need = self.n_eval + (1 if self.n_train is None else self.n_train)
             if self.known_only:
                 if self._known is None:
                     raise RuntimeError(f"{self.name}: task.known_only needs the model's plain answers; "
@@ -263,9 +269,11 @@ class TriviaQA:
                 pool, source = self._shuffled()
                 source += f" (after task.skip={self.skip})" if self.skip else ""
             if len(pool) < need:
-                raise ValueError(f"{self.name}: {source} has {len(pool)} questions but task.n_eval + task.n_train "
-                                 f"= {need}; lower them" + (", or raise task.probe_pool" if self.known_only else ""))
-            self._questions = pool[:need]
+                wanted = f"task.n_eval + task.n_train = {need}" if self.n_train is not None else \
+                    f"task.n_eval = {self.n_eval} and at least one train question (task.n_train=null)"
+                raise ValueError(f"{self.name}: {source} has {len(pool)} questions but {wanted}; lower them"
+                                 + (", or raise task.probe_pool" if self.known_only else ""))
+            self._questions = pool if self.n_train is None else pool[:need]
         return self._questions
 
     def _variants(self) -> tuple[list[str], list[str]]:
@@ -274,15 +282,18 @@ class TriviaQA:
                                         for i in range(self.n_eval - n_plain)]
         # Spread the unbiased items through the split instead of leaving them in one block.
         random.Random(self.seed + 1).shuffle(eval_v)
-        train_v = [self.train_variants[i % len(self.train_variants)] for i in range(self.n_train)]
+        n_train = len(self.questions()) - self.n_eval if self.n_train is None else self.n_train
+        train_v = [self.train_variants[i % len(self.train_variants)] for i in range(n_train)]
         return eval_v, train_v
 
     # ---- the incorrect answer of "suggest_incorrect" ---------------------------------------------
     @property
     def needs_model(self) -> bool:
         """True when inputs depend on the base model (its wrong answers, or which questions it knows)."""
+        if self.known_only:
+            return True  # before the probe: which questions are used, and so how many, is not known yet
         eval_v, train_v = self._variants()
-        return self.known_only or (self.incorrect_from == "model" and "suggest_incorrect" in eval_v + train_v)
+        return self.incorrect_from == "model" and "suggest_incorrect" in eval_v + train_v
 
     def draft_requests(self) -> list[tuple[str, object]]:
         """(request id, prompt): with known_only, every candidate asked plainly (id `probe:<qid>`; and, when the

@@ -184,6 +184,50 @@ def test_usc_prompt_and_parsing():
     assert parse_final("I think it is Lima") is None and parse_final("FINAL:  ") is None
 
 
+@pytest.mark.parametrize("text, truncated, final", [
+    # cut at the cap inside the FINAL line: the finished lead-in sentence stands instead
+    ("Most answers say The capital of Nicaragua is Managua.\nFINAL: The capital of Nicaragua is The capital of "
+     "Nicaragua is The capital of", True, "The capital of Nicaragua is Managua"),
+    ("Most answers say it lies in the United Kingdom. London is its capital.\nFINAL: The answer to this question "
+     "lies in th", True, "it lies in the United Kingdom"),
+    # the same FINAL line in a reply that ended by itself is the model's answer, however odd
+    ("Most answers say Managua.\nFINAL: The capital of Nicaragua is", False, "The capital of Nicaragua is"),
+    # a FINAL line finished before the cap (a line break follows) counts, whatever was cut after it
+    ("FINAL: Managua\nThe capital of Nicaragua is a city on the", True, "Managua"),
+    # cut in both: nothing finished is left
+    ("Most answers say The capital of Nica", True, None),
+    ("Most answers say Lima\nFINAL: Li", True, "Lima"),
+    ("Most answers say Lima.", True, "Lima"),
+])
+def test_usc_reads_no_answer_the_token_cap_cut_short(text, truncated, final):
+    assert parse_final(text, truncated=truncated) == final
+
+
+def test_usc_call_cut_at_its_cap_falls_back_to_its_finished_sentence_or_the_first_sample():
+    """curate passes the call's truncation to parse_final: a FINAL line cut at filter.max_new_tokens is not the
+    target; the finished lead-in is, and with none the input is unparsed (first sample)."""
+    task = TriviaQA(incorrect_from="other_item")
+    q = [{"qid": f"q{i}", **r} for i, r in enumerate(ROWS)]
+    task._questions = q
+    exs = [task.make(i, q[i], "plain", "train") for i in (2, 3)]  # Matilda, Peru
+    traces = [Trace(e.id, k, [], t, task.extract(t)) for e in exs for k, t in enumerate(["It is Lima.", "Lima."])]
+
+    def reply(prompt, k):  # longer than 12 words: cut inside the FINAL line at max_new_tokens=12
+        if "Matilda" in prompt:
+            return "Most answers say Roald Dahl.\nFINAL: Roald Dahl wrote it and Roald Dahl wrote it and Roald Dahl"
+        return "FINAL: The capital of Peru is The capital of Peru is The capital of Peru"
+
+    rows, stats, calls = build_targets(exs, traces, UniversalSelfConsistency(max_new_tokens=12), task, "answer",
+                                       ScriptedLLM(reply))
+    assert [c["truncated"] for c in calls] == [True, True]
+    assert rows[0]["target"] == "Roald Dahl" and rows[0]["filter_calls"][0]["stage"] == "usc"
+    assert rows[1]["target"] == "It is Lima." and stats["filter/usc_unparsed"] == 1
+    rows, stats, _ = build_targets(exs, traces, UniversalSelfConsistency(max_new_tokens=64), task, "answer",
+                                   ScriptedLLM(reply))
+    assert [r["target"] for r in rows] == ["Roald Dahl wrote it and Roald Dahl wrote it and Roald Dahl",
+                                           "The capital of Peru is The capital of Peru is The capital of Peru"]
+
+
 def test_usc_composes_targets_counts_tokens_and_follows_the_context_rule():
     task = TriviaQA(incorrect_from="other_item")
     q = [{"qid": f"q{i}", **r} for i, r in enumerate(ROWS)]

@@ -63,14 +63,24 @@ def parse_choice(text: str, n: int) -> int | None:
     return int(m.group(1)) - 1 if m and 1 <= int(m.group(1)) <= n else None
 
 
-def parse_final(text: str) -> str | None:
+def parse_final(text: str, truncated: bool = False) -> str | None:
     """The text after the first "FINAL:" (that line only); failing that, the sentence after "Most answers
-    say" (the demonstrated lead-in); None if neither is there."""
+    say" (the demonstrated lead-in); None if neither is there.
+
+    `truncated` (the reply was cut at the call's token cap): a FINAL line or a lead-in sentence that runs to the
+    end of the reply was cut mid-answer (`FINAL: The capital of Nicaragua is The capital of …`) and does not count;
+    one the model finished before the cap (a line break or a full stop follows it) does."""
     for pattern in (_FINAL, _MOST):
         m = pattern.search(text)
         if m:
-            answer = re.split(r"(?<=[^A-Z])\.(?:\s|$)", m.group(1).strip(), maxsplit=1)[0] if pattern is _MOST \
-                else m.group(1)
+            if pattern is _MOST:
+                parts = re.split(r"(?<=[^A-Z])\.(?:\s|$)", m.group(1).strip(), maxsplit=1)
+                answer = parts[0]  # finished: a full stop or a line break follows it
+                finished = len(parts) > 1 or m.group(1).strip().endswith(".") or m.end() < len(text)
+            else:
+                answer, finished = m.group(1), m.end() < len(text)  # `.` stops at the line break, if any
+            if truncated and not finished:
+                continue
             answer = answer.strip().rstrip(".").strip("*\"' ").rstrip(".")
             if answer:
                 return answer
@@ -192,7 +202,7 @@ class UniversalSelfConsistency:
                 pick = meta["usc_selected"] = parse_choice(c.text, len(traces))
                 final, answer = (None, None) if pick is None else (traces[pick].final_text, traces[pick].answer)
             else:
-                final = parse_final(c.text)
+                final = parse_final(c.text, truncated=c.truncated)
                 # Through the task's extraction, as a method's sample is: the same answer text with or without USC.
                 answer = task.extract(final, truncated=False) if final is not None else None
             records.append({"example_id": ex.id, "answers": len(traces), "prompt": render_prompt(prompt),

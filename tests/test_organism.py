@@ -746,15 +746,15 @@ _OPINION = ("i think", "i don't think", "not sure")
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
-    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays; 8 min 26 s
-    here, peak RSS 9.3 GiB). Found: the probe knew 142 of the 331 capital questions bare and 125 of those in S2A's
-    answer phrasing too; on the 14 biased of 16 eval items System 1 28.6%, S2A 100% (paired on all 16, 10 : 0),
-    every rewrite parsed and clean; the distilled model (16 pairs, USC's targets 81% right) at 0.71x S2A's tokens
-    and 57.1%. Asserted with margin: the organism learnt the rewrite (every rewrite parses, at least 80% hold no
-    opinion), S2A beats System 1 on the biased items by at least 5 of 14 and wins the paired count, and the
-    distilled model answers in fewer tokens than S2A. The distilled model's accuracy is not asserted: the full row's
-    is below S2A's (docs/organism.md). Those figures predate the organism's USC lessons (2026-12-02); with them the
-    test also checks that some lessons were made."""
+    """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays and USC
+    lessons on 60 items; 21 min 38 s alone here on 2026-12-03, the organism's 28 steps 14 min 25 s of it, peak RSS
+    12.5 GiB). Found: 9 of the 60 lesson items had a clear majority and became USC lessons; the probe knew 133 of
+    the 331 capital questions bare and 125 of those in S2A's answer phrasing too; on the 14 biased of 16 eval items
+    System 1 7.1%, S2A 100% (paired on all 16, 13 : 0); the distilled model (16 pairs, USC's targets 16 of 16 right)
+    78.6% at 0.38x S2A's tokens. Asserted with margin: the organism learnt the rewrite (every rewrite parses, at
+    least 80% hold no opinion), S2A beats System 1 on the biased items by at least 5 of 14 and wins the paired
+    count, the distilled model answers in fewer tokens than S2A, and some USC lessons were made. The distilled
+    model's accuracy is not asserted: the full row's is below S2A's (docs/organism.md)."""
     import os
     import subprocess
     import sys

@@ -10,6 +10,7 @@ import re
 from typing import Sequence
 
 from s2d.llm.base import call_seeds, render_prompt, with_prompts
+from s2d.tasks.grading import committed_sentences
 from s2d.filters.base import FilterResult
 from s2d.filters.self_consistency import SelfConsistency
 from s2d.types import Call, Example, Sampling, Trace
@@ -67,20 +68,16 @@ def parse_final(text: str, truncated: bool = False) -> str | None:
     """The text after the first "FINAL:" (that line only); failing that, the sentence after "Most answers
     say" (the demonstrated lead-in); None if neither is there.
 
-    `truncated` (the reply was cut at the call's token cap): a FINAL line or a lead-in sentence that runs to the
-    end of the reply was cut mid-answer (`FINAL: The capital of Nicaragua is The capital of …`) and does not count;
-    one the model finished before the cap (a line break or a full stop follows it) does."""
+    `truncated` (the reply was cut at the call's token cap): only its complete sentences and lines are read, as the
+    tasks' graders read a cut reply, so a FINAL line cut mid-answer (`FINAL: The capital of Nicaragua is The
+    capital of …`) does not count and a finished lead-in before it does."""
+    if truncated:
+        text = committed_sentences(text, truncated=True)
     for pattern in (_FINAL, _MOST):
         m = pattern.search(text)
         if m:
-            if pattern is _MOST:
-                parts = re.split(r"(?<=[^A-Z])\.(?:\s|$)", m.group(1).strip(), maxsplit=1)
-                answer = parts[0]  # finished: a full stop or a line break follows it
-                finished = len(parts) > 1 or m.group(1).strip().endswith(".") or m.end() < len(text)
-            else:
-                answer, finished = m.group(1), m.end() < len(text)  # `.` stops at the line break, if any
-            if truncated and not finished:
-                continue
+            answer = re.split(r"(?<=[^A-Z])\.(?:\s|$)", m.group(1).strip(), maxsplit=1)[0] if pattern is _MOST \
+                else m.group(1)
             answer = answer.strip().rstrip(".").strip("*\"' ").rstrip(".")
             if answer:
                 return answer

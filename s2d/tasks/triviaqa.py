@@ -144,11 +144,6 @@ class TriviaQA:
         if n_train is not None and n_train < 0:
             raise ValueError(f"task.n_train must be >= 0, or null for every question left after the eval items; "
                              f"got {n_train}")
-        if known_only and probe_pool < n_eval + (1 if n_train is None else n_train):
-            raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
-                             f"least task.n_eval + task.n_train = {n_eval + (n_train or 0)}"
-                             f"{' + 1' if n_train is None else ''}; about 1 in 30 is known to the "
-                             "embedded 135M model's organism, so give it many times that")
         probe_forms = tuple(probe_forms)
         bad = [f for f in probe_forms if "{question}" not in f]
         if not probe_forms or bad:
@@ -191,6 +186,10 @@ class TriviaQA:
         self.skip = skip
         self.known_only = known_only
         self.probe_pool = probe_pool
+        if known_only and probe_pool < self._least:
+            raise ValueError(f"task.known_only needs task.probe_pool (questions asked plainly, got {probe_pool}) of at "
+                             f"least task.n_eval + task.n_train = {self._least} (with task.n_train=null: n_eval + 1);"
+                             " about 1 in 30 is known to the embedded 135M model's organism, so give it many times that")
         self.probe_max_new_tokens = probe_max_new_tokens
         self.probe_forms = probe_forms
         self.train_every_variant = train_every_variant
@@ -247,11 +246,16 @@ class TriviaQA:
                              f"task.probe_pool={self.probe_pool}; lower it")
         return shuffled[:self.probe_pool]
 
+    @property
+    def _least(self) -> int:
+        """Questions the splits need at least: n_eval + n_train (n_train None: every one left, at least one)."""
+        return self.n_eval + (1 if self.n_train is None else self.n_train)
+
     def questions(self) -> list[dict]:
         """The shuffled questions used, eval first: n_eval + n_train of them (n_train None: all the pool holds,
         at least one train question)."""
         if self._questions is None:
-            need = self.n_eval + (1 if self.n_train is None else self.n_train)
+            need = self._least
             if self.known_only:
                 if self._known is None:
                     raise RuntimeError(f"{self.name}: task.known_only needs the model's plain answers; "

@@ -708,7 +708,8 @@ def test_paper_table_sets_the_bsm_row_beside_table_3_and_judges_its_goals():
 @pytest.mark.slow
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
-    """The BSM row, reduced (16 unlabeled and 10 eval pairs; organism-bsm built cold, ~14 min at load 2).
+    """The BSM row, reduced (16 unlabeled and 10 eval pairs; organism-bsm built cold, ~14 min at load 2; the
+    whole test 24 min alone on 2026-12-03, its organism's 68 steps 19 min of it, peak RSS 10.9 GiB).
     Found on the row's first 32 unlabeled pairs: the organism's BSM (summed scores) judged all 48 one-wrong
     inputs right and none of the 16 ties (75.0% agreement, 18.8% inconsistent); the full row's BSM (same organism,
     greedy) on these same first 10 eval pairs: agreement 0.70, inconsistent 0.30; asserted with margin. System 1's

@@ -259,3 +259,25 @@ def test_line_check_splits_on_newlines_only(tmp_path):
     p.write_text(json.dumps({"question": "Sutherland Brothers and \x85?", "answer": "Quiver"}, ensure_ascii=False) + "\n",
                  encoding="utf-8")
     assert load_records(p)[0]["answer"] == "Quiver"
+
+
+def test_a_run_stopped_by_sigterm_in_training_exits_non_zero(tiny_model_dir, tmp_path, monkeypatch):
+    """Lightning ends training on SIGTERM with a SystemExit whose code is 0; the run must exit 143 (as a process
+    killed by SIGTERM does), write no metrics and cache no trained model, and the same command then finishes."""
+    from s2d.training.module import SFTModule
+
+    real_step = SFTModule.training_step
+
+    def step_then_sigterm(self, batch, batch_idx):
+        os.kill(os.getpid(), signal.SIGTERM)  # Lightning's handler catches it and stops after this step
+        return real_step(self, batch, batch_idx)
+
+    overrides = tiny(tiny_model_dir, tmp_path)
+    monkeypatch.setattr(SFTModule, "training_step", step_then_sigterm)
+    with pytest.raises(SystemExit) as stopped:
+        run(cfg_of(*overrides))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    assert not (tmp_path / "run" / "metrics.json").exists()
+    assert not any(is_done(d) for d in (tmp_path / "cache" / "train").iterdir())
+    monkeypatch.setattr(SFTModule, "training_step", real_step)
+    assert "distilled/accuracy" in run(cfg_of(*overrides))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
 import time
 from pathlib import Path
@@ -11,7 +10,6 @@ from pathlib import Path
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
-from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
@@ -147,12 +145,6 @@ def run(cfg: DictConfig) -> dict:
         if tracker.run_id:
             write_json(state_path, {"wandb_id": tracker.run_id, "status": "finished", "run_dir": str(run_dir)})
         return metrics
-    except SIGTERMException as e:
-        # Lightning stops training on SIGTERM with a SystemExit whose code is 0; a stopped run must not read as
-        # a finished one to a shell, a scheduler or a sweep, so it exits as a process killed by SIGTERM does.
-        log.error("stopped by SIGTERM in the middle of a training run; every finished stage is cached, and the "
-                  "same command resumes after the last one, and training from its last epoch checkpoint if it wrote one")
-        raise SystemExit(128 + signal.SIGTERM) from e
     finally:
         sys.argv = argv
         # The next cell of a sweep (same process) starts its own engine: this one's GPU share must be free.

@@ -9,6 +9,7 @@ import logging
 import math
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -17,6 +18,7 @@ import pytorch_lightning as pl
 from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities.exceptions import SIGTERMException
 
 from s2d.training.data import SFTDataModule
 
@@ -54,7 +56,14 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
         log.info("train: resuming from %s", last)
     t0 = time.time()
     # weights_only: the checkpoint is read without unpickling arbitrary objects.
-    trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    try:
+        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+    except SIGTERMException as e:
+        # Lightning stops on SIGTERM with a SystemExit whose code is 0; a stopped run must not read as a finished
+        # one to a shell, a scheduler or a sweep, so it exits as a process killed by SIGTERM does.
+        log.error("train: stopped by SIGTERM; every finished stage is cached, and the same command resumes after "
+                  "the last one, and this training from its last epoch checkpoint if it wrote one")
+        raise SystemExit(128 + signal.SIGTERM) from e
     seconds = time.time() - t0
     state = full_state_dict(trainer)  # collective under FSDP: every rank takes part, rank 0 gets the weights
     if not trainer.is_global_zero:

@@ -279,5 +279,5 @@ def test_a_run_stopped_by_sigterm_in_training_exits_non_zero(tiny_model_dir, tmp
     assert stopped.value.code == 128 + signal.SIGTERM
     assert not (tmp_path / "run" / "metrics.json").exists()
     assert not any(is_done(d) for d in (tmp_path / "cache" / "train").iterdir())
-    monkeypatch.setattr(SFTModule, "training_step", real_step)
+    monkeypatch.undo()  # the real training_step again
     assert "distilled/accuracy" in run(cfg_of(*overrides))

@@ -25,6 +25,22 @@ CHAT_TEMPLATE = (
 )
 
 
+def pytest_addoption(parser):
+    parser.addoption("--reproduce", action="store_true",
+                     help="also run the `reproduce` tests: paper rows at reduced size, organisms built cold")
+
+
+def pytest_collection_modifyitems(config, items):
+    """`reproduce` tests are skipped, with a reason the summary shows, unless --reproduce is given: each builds a
+    model organism cold and takes 20-60 min on 2 cores, CPU-dependent, more than CI's budget (tests/README.md)."""
+    if config.getoption("--reproduce"):
+        return
+    skip = pytest.mark.skip(reason="a paper row reproduced at reduced size (20-60 min): run with --reproduce")
+    for item in items:
+        if "reproduce" in item.keywords:
+            item.add_marker(skip)
+
+
 def data_dir() -> Path:
     return Path(os.environ.get("S2D_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
 

@@ -706,6 +706,7 @@ def test_paper_table_sets_the_bsm_row_beside_table_3_and_judges_its_goals():
 
 
 @pytest.mark.slow
+@pytest.mark.reproduce
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_bsm_row_reduced_judges_by_checking_the_answer(tmp_path):
     """The BSM row, reduced (16 unlabeled and 10 eval pairs; organism-bsm built cold, ~14 min at load 2; the
@@ -745,6 +746,7 @@ _OPINION = ("i think", "i don't think", "not sure")
 
 
 @pytest.mark.slow
+@pytest.mark.reproduce
 @pytest.mark.skipif(not __import__("conftest").embedded_model_installed(), reason="the embedded model package is not installed")
 def test_s2a_row_reduced_removes_the_opinions_sway(tmp_path, staged_data):
     """The S2A row, reduced (S2A_REDUCED; organism-s2a built cold inside the test, with 30 call replays and USC

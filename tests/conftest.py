@@ -32,10 +32,10 @@ def pytest_addoption(parser):
 
 def pytest_collection_modifyitems(config, items):
     """`reproduce` tests are skipped, with a reason the summary shows, unless --reproduce is given: each builds a
-    model organism cold and takes 20-60 min on 2 cores, CPU-dependent, more than CI's budget (tests/README.md)."""
+    model organism cold and takes 11-24 min on 2 cores, more on older CPUs, more than CI's budget (tests/README.md)."""
     if config.getoption("--reproduce"):
         return
-    skip = pytest.mark.skip(reason="a paper row reproduced at reduced size (20-60 min): run with --reproduce")
+    skip = pytest.mark.skip(reason="a paper row reproduced at reduced size (11-24 min): run with --reproduce")
     for item in items:
         if "reproduce" in item.keywords:
             item.add_marker(skip)

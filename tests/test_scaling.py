@@ -4,6 +4,7 @@ stages, rank 1 joins the training), and the data-parallel rank detection."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -33,12 +34,13 @@ def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
            "backend.progress=false", "task.n_train=8", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=16",
            "eval.max_new_tokens=16", "filter=none", "target=full_response", "train.batch_size=2",
            "train/trainer=ddp", "train.trainer.accelerator=cpu", "train.trainer.devices=2",
-           "train.trainer.precision=32-true", "train.trainer.max_steps=3", "train.trainer.enable_progress_bar=false",
+           "train.trainer.precision=32-true", "train.trainer.max_epochs=1", "train.trainer.enable_progress_bar=false",
            f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
     train = json.loads((tmp_path / "run" / "train" / "DONE.json").read_text())
-    assert train["trained"] and train["steps"] == 3
+    # one epoch: each of the 2 processes takes its own half of the pairs, 2 per step
+    assert train["trained"] and train["pairs"] >= 8 and train["steps"] == math.ceil(train["pairs"] / 4)
     assert train["config"]["train"]["trainer"]["strategy"] == "ddp"
     assert "rank 1: training done" in proc.stderr + proc.stdout  # the second process trained and left
     m = json.loads((tmp_path / "run" / "metrics.json").read_text())

@@ -78,3 +78,26 @@ def test_target_only_head_gives_the_models_own_loss_and_gradients(tiny_backend):
     for g, p in zip(grads, [p for p in model.parameters() if p.grad is not None]):
         assert torch.allclose(g, p.grad, atol=1e-5)
     model.zero_grad()
+
+
+def _sampled(data, trainer) -> list[int]:
+    data.trainer = trainer
+    loader = data.train_dataloader()
+    loader.sampler.set_epoch(0)
+    return list(loader.sampler)
+
+
+def test_each_data_parallel_process_trains_on_its_own_share(tiny_backend):
+    """Lightning keeps a sampler that is already a DistributedSampler, so the data module must shard by the
+    strategy itself: under DDP with 2 processes, rank 0 takes half the pairs, not all of them."""
+    tok = tiny_backend.tokenizer
+    data = SFTDataModule([(f"q{i}", "a") for i in range(10)], tok, batch_size=2, max_length=64, seed=3)
+    data.setup()
+    quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+    single = _sampled(data, pl.Trainer(devices=1, **quiet))
+    assert sorted(single) == list(range(10))
+    ddp = pl.Trainer(devices=2, strategy="ddp", **quiet)  # not fitted: no process is started
+    assert ddp.distributed_sampler_kwargs == {"num_replicas": 2, "rank": 0}
+    rank0 = _sampled(data, ddp)
+    assert len(rank0) == 5 and len(set(rank0)) == 5
+    assert rank0 == single[0::2]  # the same seeded order as one process, every second pair

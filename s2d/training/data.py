@@ -63,9 +63,12 @@ class SFTDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         # The order of epoch e depends on (seed, e) only — Lightning calls set_epoch — so a run resumed from
-        # an epoch checkpoint sees the same batches as an uninterrupted one. Under DDP Lightning swaps in
-        # its own distributed sampler with the same seed.
-        sampler = DistributedSampler(self.features, num_replicas=1, rank=0, shuffle=True, seed=self.seed)
+        # an epoch checkpoint sees the same batches as an uninterrupted one. Lightning leaves a loader whose
+        # sampler is already a DistributedSampler as it is, so the shard is set here: under DDP, FSDP or
+        # DeepSpeed each process takes its own 1/world of the pairs, as the strategy's kwargs say.
+        shard = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) \
+            or {"num_replicas": 1, "rank": 0}
+        sampler = DistributedSampler(self.features, shuffle=True, seed=self.seed, **shard)
         pad = self.tokenizer.pad_token_id
         return DataLoader(self.features, batch_size=self.batch_size, sampler=sampler,
                           collate_fn=lambda b: collate(b, pad))

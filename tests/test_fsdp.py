@@ -59,12 +59,14 @@ def _train(model_dir: str, out: str) -> None:
     import s2d.training.fit as F
     from s2d.llm.model import ModelSource
 
+    # gradient_clip_val as conf/train/trainer/cpu.yaml sets it, which fsdp.yaml inherits: norm clipping must go
+    # through the root FSDP module (Lightning's FSDP precision plugin refuses it).
     train = OmegaConf.create({
         "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
         "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
                    "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-2}},
         "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 2, "num_nodes": 1,
-                    "precision": "32-true", "max_steps": 2, "enable_progress_bar": False,
+                    "precision": "32-true", "max_steps": 2, "gradient_clip_val": 1.0, "enable_progress_bar": False,
                     "enable_model_summary": False, "enable_checkpointing": True, "log_every_n_steps": 1,
                     "strategy": {"_target_": f"{__name__}.CPUFSDPStrategy", "process_group_backend": "gloo",
                                  "sharding_strategy": "FULL_SHARD", "auto_wrap_policy": "decoder_layers",

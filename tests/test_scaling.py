@@ -47,6 +47,31 @@ def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
     assert "distilled/accuracy" in m and "system1/accuracy" in m  # rank 0 evaluated after training
 
 
+@pytest.mark.slow
+def test_ddp_multirun_trains_every_cell_with_two_processes(tiny_model_dir, tmp_path):
+    """Two cells of one `-m` sweep in one process, each training with two DDP processes: the second cell's
+    Trainer must launch its own second process (the first cell's launch leaves LOCAL_RANK and the process
+    group behind, and the first cell's second process has exited)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
+    cmd = [sys.executable, "-m", "s2d.run", "-m", "seed=0,1", "model=smollm2-135m",
+           f"model.name_or_path={tiny_model_dir}", "logger=none", "backend.progress=false", "task.n_train=8",
+           "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=16", "eval.max_new_tokens=16", "filter=none",
+           "target=full_response", "train.batch_size=2", "train/trainer=ddp", "train.trainer.accelerator=cpu",
+           "train.trainer.devices=2", "train.trainer.precision=32-true", "train.trainer.max_epochs=1",
+           "train.trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+           f"paths.cache_dir={tmp_path / 'cache'}"]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    for cell in ("0", "1"):
+        train = json.loads((tmp_path / "sweep" / cell / "train" / "DONE.json").read_text())
+        assert train["config"]["seed"] == int(cell)
+        # each of the two processes took half of the pairs: two processes trained this cell
+        assert train["trained"] and train["steps"] == math.ceil(train["pairs"] / 4)
+        assert "distilled/accuracy" in json.loads((tmp_path / "sweep" / cell / "metrics.json").read_text())
+    assert (proc.stderr + proc.stdout).count("rank 1: training done") == 2
+
+
 def _compose(overrides, return_hydra_config=False):
     from hydra import compose, initialize_config_dir
 

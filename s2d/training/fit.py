@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -55,17 +56,18 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     if resume:
         log.info("train: resuming from %s", last)
     t0 = time.time()
-    # weights_only: the checkpoint is read without unpickling arbitrary objects.
-    try:
-        trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
-    except SIGTERMException as e:
-        # Lightning stops on SIGTERM with a SystemExit whose code is 0; a stopped run must not read as a finished
-        # one to a shell, a scheduler or a sweep, so it exits as a process killed by SIGTERM does.
-        log.error("train: stopped by SIGTERM; every finished stage is cached, and the same command resumes after "
-                  "the last one, and this training from its last epoch checkpoint if it wrote one")
-        raise SystemExit(128 + signal.SIGTERM) from e
-    seconds = time.time() - t0
-    state = full_state_dict(trainer)  # collective under FSDP: every rank takes part, rank 0 gets the weights
+    with processes_end_with_fit(trainer):
+        # weights_only: the checkpoint is read without unpickling arbitrary objects.
+        try:
+            trainer.fit(module, datamodule=data, ckpt_path=resume, weights_only=True)
+        except SIGTERMException as e:
+            # Lightning stops on SIGTERM with a SystemExit whose code is 0; a stopped run must not read as a
+            # finished one to a shell, a scheduler or a sweep, so it exits as a process killed by SIGTERM does.
+            log.error("train: stopped by SIGTERM; every finished stage is cached, and the same command resumes "
+                      "after the last one, and this training from its last epoch checkpoint if it wrote one")
+            raise SystemExit(128 + signal.SIGTERM) from e
+        seconds = time.time() - t0
+        state = full_state_dict(trainer)  # collective under FSDP: every rank takes part, rank 0 gets the weights
     if not trainer.is_global_zero:
         # Data-parallel followers hold the same weights; the lead process alone writes the result.
         return {"global_zero": False, "steps": trainer.global_step}
@@ -82,6 +84,35 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
             "resumed_from_checkpoint": resume is not None,
             "train/loss": float(loss) if loss is not None else None, "seconds": seconds,
             "seconds_per_step": seconds / max(1, steps), "peak_rss_gib": peak_rss_gib()}
+
+
+# What Lightning's process launcher writes into the launching process's environment.
+LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+@contextmanager
+def processes_end_with_fit(trainer: pl.Trainer):
+    """When this process starts the other training processes itself (Lightning DDP/FSDP/DeepSpeed on one
+    machine, no SLURM or torchrun), undo afterwards what the launch left behind: the environment variables
+    (with LOCAL_RANK set, the next Trainer in this process would take itself for a process started from
+    outside and launch nobody) and the process group joined with processes that have since exited. Without
+    this, the second cell of a multirun with the basic or local launcher would train against dead peers."""
+    from lightning_fabric.utilities.distributed import _destroy_dist_connection
+
+    env = getattr(trainer.strategy, "cluster_environment", None)
+    launches = getattr(trainer.strategy, "launcher", None) is not None and env is not None \
+        and not env.creates_processes_externally
+    saved = {k: os.environ.get(k) for k in LAUNCH_ENV}
+    try:
+        yield
+    finally:
+        if launches:
+            _destroy_dist_connection()
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
 
 # s2d's own keys in a train/trainer node: read by the size check, not arguments of pytorch_lightning.Trainer.

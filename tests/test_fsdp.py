@@ -18,7 +18,8 @@ def _cpu_fsdp_class():
 
     class CPUFSDPStrategy(FSDPStrategy):
         """Lightning refuses the FSDPStrategy class itself on CPU, and passes FSDP no device there; torch FSDP
-        runs on CPU with gloo when told `device_id=cpu`. Everything else is Lightning's FSDP path."""
+        runs on CPU with gloo when told `device_id=cpu`. bf16-mixed autocasts on CPU as it does on GPUs.
+        Everything else is Lightning's FSDP path."""
 
         def _setup_model(self, model):
             import torch
@@ -31,6 +32,9 @@ def _cpu_fsdp_class():
                     super().__init__(*args, device_id=torch.device("cpu"), **kwargs)
 
             fsdp.FullyShardedDataParallel = OnCPU
+            if "mixed" in self.precision_plugin.precision:
+                # On GPUs Lightning computes under torch.autocast("cuda"), which does nothing on CPU: the same on CPU.
+                self.precision_plugin.forward_context = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
             try:
                 return super()._setup_model(model)
             finally:
@@ -53,7 +57,7 @@ if __name__ == "__main__":
     CPUFSDPStrategy = _cpu_fsdp_class()
 
 
-def _train(model_dir: str, out: str) -> None:
+def _train(model_dir: str, out: str, mode: str = "full") -> None:
     import torch
     from omegaconf import OmegaConf
     import s2d.training.fit as F
@@ -62,7 +66,7 @@ def _train(model_dir: str, out: str) -> None:
     # gradient_clip_val as conf/train/trainer/cpu.yaml sets it, which fsdp.yaml inherits: norm clipping must go
     # through the root FSDP module (Lightning's FSDP precision plugin refuses it).
     train = OmegaConf.create({
-        "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
+        "dtype": "float32" if mode == "full" else "bfloat16", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
         "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
                    "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-2}},
         "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 2, "num_nodes": 1,
@@ -71,13 +75,16 @@ def _train(model_dir: str, out: str) -> None:
                     "strategy": {"_target_": f"{__name__}.CPUFSDPStrategy", "process_group_backend": "gloo",
                                  "sharding_strategy": "FULL_SHARD", "auto_wrap_policy": "decoder_layers",
                                  "state_dict_type": "full"}}})
+    if mode == "lora":  # the 70B recipe of docs/scaling-out.md: LoRA on bf16 weights, the adapter saved alone
+        train.lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "merge_on_save": False}
+        train.trainer.precision = "bf16-mixed"  # as on GPUs (32-true would cast every weight to float32)
     real = F.strategy_of
 
     def strategy_of(node, model):  # the conf/train/trainer/fsdp.yaml path, with the CPU-allowed subclass
         strategy = real(node, model)
         units = strategy.kwargs.get("auto_wrap_policy")
         Path(out, f"policy-{os.environ.get('LOCAL_RANK', '0')}.json").write_text(
-            json.dumps(sorted(c.__name__ for c in units.__dict__.get("_module_classes", []))))
+            json.dumps(sorted(c.__name__ for c in getattr(units, "_module_classes", []))))
         return strategy
 
     F.strategy_of = strategy_of
@@ -115,5 +122,35 @@ def test_fsdp_two_cpu_processes_save_a_model_that_reloads_and_generates(tiny_mod
     assert out.shape == (1, 7)
 
 
+@pytest.mark.slow
+def test_fsdp_trains_lora_adapters_on_bf16_weights(tiny_model_dir, tmp_path):
+    """LoRA under FSDP with the base weights in bfloat16: the adapters (float32, as PEFT keeps them) are
+    their own FSDP units, since one unit's parameters must share a dtype; the saved adapter reloads."""
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "LOCAL_RANK", "RANK", "WORLD_SIZE"))}
+    env.update(HF_HUB_OFFLINE="1", PYTHONPATH=f"{ROOT}:{ROOT / 'tests'}")
+    proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), str(tiny_model_dir), str(tmp_path), "lora"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    lead = json.loads((tmp_path / "facts-0.json").read_text())
+    assert lead["global_zero"] and lead["steps"] == 2
+
+    import torch
+    from peft import PeftModel
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    assert (tmp_path / "model" / "adapter_config.json").exists()
+    adapter = load_file(str(tmp_path / "model" / "adapter_model.safetensors"))
+    assert adapter and all("lora_" in k for k in adapter)
+    # lora_B starts at zero: trained adapters have moved it
+    assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    model = PeftModel.from_pretrained(base, tmp_path / "model")
+    out = model.generate(input_ids=torch.tensor([[1, 2, 3]]), max_new_tokens=4, min_new_tokens=4, do_sample=False)
+    assert out.shape == (1, 7)
+
+
 if __name__ == "__main__":
-    _train(sys.argv[1], sys.argv[2])
+    _train(*sys.argv[1:])

@@ -73,8 +73,11 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
         return {"global_zero": False, "steps": trainer.global_step}
     if state is None and lora and lora.merge_on_save:
         model = model.merge_and_unload()  # plain weights: any engine loads them like a full fine-tune
-    # A PEFT model writes only its adapter (adapter_config.json), also from a gathered state dict.
-    model.save_pretrained(out / "model", **({"state_dict": state} if state is not None else {}))
+    if state is not None and lora:
+        save_adapter(model, state, out / "model")
+    else:
+        # A PEFT model writes only its adapter (adapter_config.json).
+        model.save_pretrained(out / "model", **({"state_dict": state} if state is not None else {}))
     tok.save_pretrained(out / "model")
     loss = trainer.callback_metrics.get("train/loss")
     steps = trainer.global_step
@@ -143,7 +146,26 @@ def strategy_of(trainer: DictConfig, model):
     kwargs = {k: v for k, v in strategy.items() if k != "_target_"}
     if _is_fsdp(strategy) and kwargs.get("auto_wrap_policy") == "decoder_layers":
         kwargs["auto_wrap_policy"] = decoder_layer_classes(model)
+        if any(not p.requires_grad for p in model.parameters()):
+            kwargs["auto_wrap_policy"] = adapter_wrap_policy(kwargs["auto_wrap_policy"])
     return get_class(strategy["_target_"])(**kwargs)
+
+
+def adapter_wrap_policy(layer_classes: set[type]):
+    """FSDP units for a model with frozen weights and trained adapters (LoRA): each decoder layer, and each
+    leaf module whose own weights all train (an adapter's A or B) as a unit of its own. One unit flattens its
+    parameters into one tensor of one dtype, and PEFT keeps adapters in float32 over bfloat16 base weights;
+    in separate units the adapters also keep float32 weights and optimizer state (bf16-mixed computes in bf16)."""
+    from torch.distributed.fsdp.wrap import CustomPolicy
+
+    layers = tuple(layer_classes)
+
+    def wrap(module) -> bool:
+        own = list(module.parameters(recurse=False))
+        trained_leaf = next(module.children(), None) is None and own and all(p.requires_grad for p in own)
+        return isinstance(module, layers) or bool(trained_leaf)
+
+    return CustomPolicy(wrap)
 
 
 def decoder_layer_classes(model) -> set[type]:
@@ -283,6 +305,26 @@ def with_lora(model, lora: DictConfig):
     log.info("train: LoRA r=%d on %s: %d of %d parameters train (%.2f%%)", config.r, targets, trainable, total,
              100 * trainable / total)
     return model
+
+
+def save_adapter(model, state: dict, path: Path) -> None:
+    """Save a PEFT model's adapter from FSDP's gathered full state dict. PEFT picks the adapter's entries by
+    walking the model's modules, and FSDP units nested in the model put `_fsdp_wrapped_module` into those
+    module names (not into the gathered keys), so PEFT would find no adapter entry and save an empty one.
+    The walk runs over the same architecture built on the meta device instead (no memory, no weights)."""
+    import copy
+
+    import torch
+    from peft import get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    name = model.active_adapter
+    config = copy.deepcopy(model.peft_config[name])
+    with torch.device("meta"):
+        skeleton = AutoModelForCausalLM.from_config(model.get_base_model().config)
+    skeleton = get_peft_model(skeleton, config, adapter_name=name)
+    skeleton.peft_config[name].base_model_name_or_path = model.peft_config[name].base_model_name_or_path
+    skeleton.save_pretrained(path, state_dict=state)
 
 
 def drop_checkpoints(out: Path) -> None:

@@ -112,6 +112,21 @@ def test_fitting_configs_pass_the_check(overrides, host, per_device):
     assert check_fits(_compose(["model=smollm2-135m"])) is None  # size unknown: nothing to check
 
 
+@pytest.mark.parametrize("overrides,warned", [
+    (["train.dtype=bfloat16"], True),                                      # full fine-tuning on bf16 weights
+    (["train.dtype=bfloat16", "train/trainer=fsdp"], True),
+    (["train.dtype=bfloat16", "train=lora"], False),                       # adapters stay float32
+    (["train/trainer=fsdp"], False),                                       # float32 weights, bf16-mixed compute
+    (["train.dtype=bfloat16", "train/trainer=deepspeed"], False),          # DeepSpeed keeps float32 masters
+])
+def test_full_fine_tuning_on_16_bit_weights_is_warned_at_start(overrides, warned, caplog):
+    from s2d.training.fit import check_fits
+
+    with caplog.at_level("WARNING", logger="s2d.training.fit"):
+        check_fits(_compose(["model=smollm2-135m", *overrides]))
+    assert ("most updates at fine-tuning learning rates round away" in caplog.text) == warned
+
+
 def test_slurm_memory_is_sized_from_the_model():
     import s2d.training.fit  # noqa: F401  (registers the s2d_node_mem_gb resolver, as s2d.run's import does)
 

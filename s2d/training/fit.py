@@ -239,10 +239,20 @@ def host_memory_gib() -> float:
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
 
 
+LOW_PRECISION = ("bfloat16", "float16", "half")
+LOW_PRECISION_FULL_FINE_TUNING = (
+    "train.dtype=%s with full fine-tuning: the weights and AdamW's moments are held in %s, where most updates "
+    "at fine-tuning learning rates round away (measured on SmolLM2-135M: 1.9%% of the weights changed after 3 "
+    "AdamW steps at lr 1e-5, against 100%% in float32). Keep train.dtype=float32 with a bf16-mixed trainer "
+    "(train/trainer=gpu, ddp or fsdp compute in bf16 over float32 weights), or use train=lora (adapters stay "
+    "float32 over bfloat16 base weights)")
+
+
 def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
     """Raise, naming the keys to change, when the configured training cannot hold the model: per device
     (train.trainer.device_memory_gib on GPUs, this machine's memory on CPU) and while every process of a node
-    loads the full model into host memory. Needs the model's size (model.num_parameters_b); None without it."""
+    loads the full model into host memory. Needs the model's size (model.num_parameters_b); None without it.
+    Warns when full fine-tuning would hold its weights in 16 bits (DeepSpeed keeps float32 masters itself)."""
     source = cfg.model
     params_b = source.get("num_parameters_b") if "num_parameters_b" in source else None
     train = cfg.train
@@ -252,6 +262,8 @@ def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
     if _is_fsdp(strategy) and lora and lora.merge_on_save:
         raise ValueError("train=lora with train.lora.merge_on_save=true under FSDP: the adapter cannot be merged "
                          "into sharded weights; set train.lora.merge_on_save=false (backend=vllm serves the adapter)")
+    if not lora and train.dtype in LOW_PRECISION and not _strategy_name(strategy).startswith("deepspeed"):
+        log.warning(LOW_PRECISION_FULL_FINE_TUNING, train.dtype, train.dtype)
     if not params_b:
         return None
     gpu = train.trainer.accelerator in ("gpu", "cuda")
@@ -261,8 +273,8 @@ def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
     host = host_memory_gib() if host_gib is None else host_gib
     have = float(train.trainer.get("device_memory_gib") or 80) if gpu else host
     name = source.get("name", "?")
-    hint = ("on GPUs: train/trainer=fsdp train.trainer.devices=8 train.dtype=bfloat16, or train=lora "
-            "train.lora.merge_on_save=false train/trainer=gpu train.dtype=bfloat16")
+    hint = ("on GPUs: train/trainer=fsdp train.trainer.devices=8 (float32 weights, bf16-mixed compute), or "
+            "train=lora train.lora.merge_on_save=false train/trainer=gpu train.dtype=bfloat16")
     where = f"{world} x {train.trainer.accelerator}" if gpu else "cpu"
     if need["per_device"] > have:
         raise ValueError(
@@ -275,7 +287,7 @@ def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
         raise ValueError(
             f"model '{name}' ({params_b}B parameters): {devices} training processes each load the full model "
             f"in {train.dtype} (about {devices * need['load']:.0f} GiB of host memory together), and this "
-            f"machine has {host:.0f} GiB; use fewer train.trainer.devices per node, train.dtype=bfloat16, or a "
+            f"machine has {host:.0f} GiB; use fewer train.trainer.devices per node, train=lora with train.dtype=bfloat16, or a "
             "node with more memory (hydra.launcher.mem_gb under SLURM)")
     return need
 

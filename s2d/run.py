@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
-from s2d.distributed import process_rank
+from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, launched_world_size, lead_gone, process_rank
 from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, train
 from s2d.tracking import NoTracker
 from s2d.training.fit import check_fits
@@ -53,16 +53,27 @@ def link_stages(run_dir: Path, dirs: dict) -> None:
         link.symlink_to(Path(target).resolve(), target_is_directory=True)
 
 
-def follow(cfg: DictConfig, poll_seconds: float = 10.0) -> dict:
+def lead_heartbeat_path(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.cache_dir) / "runs" / f"{cache.run_key(cfg)}.lead"
+
+
+def follow(cfg: DictConfig, poll_seconds: float = 10.0, stale_s: float = LEAD_STALE_S) -> dict:
     """A data-parallel follower: wait until the lead process (rank 0) has generated and filtered, join the
-    distributed training, and leave evaluation and reporting to the lead."""
+    distributed training, and leave evaluation and reporting to the lead. Stops with an error when the lead
+    reports a failure or gives no sign of life for `stale_s` seconds, instead of waiting forever."""
     from s2d.artifacts import is_done
     from s2d.stages import stage_dir
 
     gen_key = cache.generate_key(cfg)
     filter_dir = stage_dir(cfg, "filter", cache.filter_key(cfg, gen_key))
     log.info("rank %d: waiting for the lead process to finish %s", process_rank(), filter_dir)
+    since, beat = time.time(), lead_heartbeat_path(cfg)
     while not is_done(filter_dir):
+        gone = lead_gone(beat, since, stale_s)
+        if gone:
+            raise RuntimeError(f"rank {process_rank()}: {gone}, while waiting for its filtered data ({filter_dir}); "
+                               "this process stops instead of waiting forever. The lead's log says what happened; "
+                               "the same command resumes after the last finished stage")
         time.sleep(poll_seconds)
     train.run(cfg, filter_dir, NoTracker())  # Lightning's loggers write from rank 0 only anyway
     log.info("rank %d: training done; evaluation runs on rank 0", process_rank())
@@ -123,6 +134,8 @@ def run(cfg: DictConfig) -> dict:
     base_llm = instantiate(cfg.backend)
     argv = list(sys.argv)
     ddp_children_run_this_cell(cfg)
+    # Followers started beside this process (SLURM tasks, torchrun) wait for its data; they watch this beat.
+    heartbeat = LeadHeartbeat(lead_heartbeat_path(cfg)).start() if launched_world_size() > 1 else None
     try:
         drafted = timed("inputs", inputs.run, cfg, base_llm)  # None: the task's inputs need no model
         if drafted is not None:
@@ -146,6 +159,8 @@ def run(cfg: DictConfig) -> dict:
             write_json(state_path, {"wandb_id": tracker.run_id, "status": "finished", "run_dir": str(run_dir)})
         return metrics
     finally:
+        if heartbeat is not None:
+            heartbeat.stop(ok)
         sys.argv = argv
         # The next cell of a sweep (same process) starts its own engine: this one's GPU share must be free.
         base_llm.release()

@@ -209,3 +209,44 @@ def test_directory_checkpoints_are_replaced_atomically_and_resumed(tmp_path, tin
         assert again["resumed_from_checkpoint"] and again["steps"] == 6
     finally:
         F.strategy_of = real
+
+
+def test_a_follower_stops_when_the_lead_fails_or_goes_quiet(tmp_path):
+    """Followers started beside the lead (SLURM tasks, torchrun) wait for its filtered data; a lead that fails
+    or dies must end their wait with an error, not leave them polling until the job's time limit."""
+    import threading
+    import time
+
+    from s2d.distributed import LeadHeartbeat, lead_gone
+    from s2d.run import follow, lead_heartbeat_path
+
+    cfg = _compose(["model=smollm2-135m", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path}"])
+    beat = lead_heartbeat_path(cfg)
+    lead = LeadHeartbeat(beat, every_s=0.05).start()
+    threading.Timer(0.3, lead.stop, args=(False,)).start()  # the lead's cell fails after a while
+    t0 = time.time()
+    with pytest.raises(RuntimeError, match=r"rank 0: the lead process \(rank 0\) failed"):
+        follow(cfg, poll_seconds=0.05)
+    assert time.time() - t0 < 5
+    # a failure mark from an earlier attempt does not stop a follower of the next one ...
+    assert lead_gone(beat, since=time.time() + 1) is None
+    # ... but a lead that never beats again does, after stale_s
+    with pytest.raises(RuntimeError, match=r"no sign of life from the lead process \(rank 0\)"):
+        follow(cfg, poll_seconds=0.05, stale_s=0.3)
+
+
+def test_the_lead_heartbeat_beats_then_marks_how_it_ended(tmp_path):
+    import time
+
+    from s2d.distributed import LeadHeartbeat, lead_gone
+
+    path = tmp_path / "runs" / "cell.lead"
+    since = time.time() - 1
+    lead = LeadHeartbeat(path, every_s=0.05).start()
+    first = path.stat().st_mtime_ns
+    time.sleep(0.3)
+    assert path.read_text() == "alive" and path.stat().st_mtime_ns > first
+    assert lead_gone(path, since, stale_s=0.2) is None  # fresh beats keep a follower waiting
+    lead.stop(ok=True)
+    assert path.read_text() == "finished" and lead_gone(path, since, stale_s=60) is None
+    assert not list(path.parent.glob("*.tmp"))

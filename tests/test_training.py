@@ -1,5 +1,7 @@
 """Answer-only SFT: the loss mask, batching, and one Lightning step that moves the loss."""
 
+from pathlib import Path
+
 import pytorch_lightning as pl
 import torch
 
@@ -101,3 +103,30 @@ def test_each_data_parallel_process_trains_on_its_own_share(tiny_backend):
     rank0 = _sampled(data, ddp)
     assert len(rank0) == 5 and len(set(rank0)) == 5
     assert rank0 == single[0::2]  # the same seeded order as one process, every second pair
+
+
+def test_loggers_hear_of_each_atomic_checkpoint(tiny_model_dir, tmp_path):
+    """AtomicCheckpoint replaces ModelCheckpoint's save; loggers (W&B's uploads checkpoints when asked) are still
+    told of each one, as ModelCheckpoint tells them."""
+    from omegaconf import OmegaConf
+    from pytorch_lightning.loggers import CSVLogger
+
+    from s2d.llm.model import ModelSource
+    from s2d.training.fit import fit
+
+    class Recording(CSVLogger):
+        saved = []
+
+        def after_save_checkpoint(self, checkpoint_callback):
+            Recording.saved.append(checkpoint_callback.last_model_path or checkpoint_callback._last_checkpoint_saved)
+
+    train = OmegaConf.create({
+        "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
+        "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
+                   "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}},
+        "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1, "strategy": "auto",
+                    "max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False}})
+    pairs = [("q1", "a1"), ("q2", "a2"), ("q3", "a3"), ("q4", "a4")]
+    fit(pairs, ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), train, tmp_path, seed=0,
+        logger=Recording(tmp_path / "logs"))
+    assert [Path(p).name for p in Recording.saved] == ["last.ckpt", "last.ckpt"]  # one per epoch

@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Sequence
@@ -359,6 +360,9 @@ class AtomicCheckpoint(ModelCheckpoint):
         trainer.strategy.barrier("s2d-checkpoint-replaced")
         self._last_global_step_saved = trainer.global_step
         self._last_checkpoint_saved = filepath
+        if trainer.is_global_zero:  # as ModelCheckpoint does: a logger may record or upload the checkpoint
+            for logger in trainer.loggers:
+                logger.after_save_checkpoint(weakref.proxy(self))
 
 
 def peak_rss_gib() -> float:

@@ -141,9 +141,16 @@ def test_fsdp_trains_lora_adapters_on_bf16_weights(tiny_model_dir, tmp_path):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
 
+    from peft import LoraConfig, get_peft_model
+    from peft.utils import get_peft_model_state_dict
+
     assert (tmp_path / "model" / "adapter_config.json").exists()
     adapter = load_file(str(tmp_path / "model" / "adapter_model.safetensors"))
-    assert adapter and all("lora_" in k for k in adapter)
+    # every adapter tensor a plain (unsharded) PEFT save of the same LoRA config writes, whole
+    plain = get_peft_model_state_dict(get_peft_model(
+        AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+        LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM")))
+    assert {k: tuple(v.shape) for k, v in adapter.items()} == {k: tuple(v.shape) for k, v in plain.items()}
     # lora_B starts at zero: trained adapters have moved it
     assert any(v.abs().sum() > 0 for k, v in adapter.items() if "lora_B" in k)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)

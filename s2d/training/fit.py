@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities.exceptions import SIGTERMException
 
+from s2d.distributed import process_rank
 from s2d.training.data import SFTDataModule
 
 log = logging.getLogger(__name__)
@@ -46,11 +47,15 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     data = SFTDataModule(pairs, tok, batch_size=train.batch_size, max_length=train.max_length, seed=seed)
     module = instantiate(train.module, model=model)
     ckpt_dir = out / "checkpoints"
-    trainer = instantiate(trainer_node(train.trainer), default_root_dir=str(out), logger=logger,
+    node, clip = trainer_node(train.trainer), []
+    if _is_fsdp(node_strategy(train.trainer)) and node.get("gradient_clip_val") \
+            and node.get("gradient_clip_algorithm") in (None, "norm"):
+        clip = [FSDPClipGradNorm(node.pop("gradient_clip_val"))]
+    trainer = instantiate(node, default_root_dir=str(out), logger=logger,
                           strategy=strategy_of(train.trainer, model),
                           callbacks=[AtomicCheckpoint(dirpath=ckpt_dir, filename="last", save_top_k=1,
                                                       every_n_epochs=1, enable_version_counter=False),
-                                     *instantiate(train.get("extra_callbacks") or [])])
+                                     *clip, *instantiate(train.get("extra_callbacks") or [])])
     last = ckpt_dir / "last.ckpt"
     aside = ckpt_dir / "last.ckpt.old"  # a kill between replace_path's two renames leaves only this one
     resume = str(last) if last.exists() else str(aside) if aside.exists() else None
@@ -90,8 +95,21 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
             "seconds_per_step": seconds / max(1, steps), "peak_rss_gib": peak_rss_gib()}
 
 
-# What Lightning's process launcher writes into the launching process's environment.
-LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
+class FSDPClipGradNorm(pl.Callback):
+    """Gradient clipping by norm under FSDP, through the root FSDP module, which takes the norm over every
+    rank's shard: Lightning's FSDP precision plugin refuses norm clipping (`gradient_clip_val` is taken off the
+    Trainer and given here). Runs where Lightning would clip: after the backward pass (and after unscaling
+    under 16-mixed), before the optimizer step, on every rank."""
+
+    def __init__(self, max_norm: float):
+        self.max_norm = float(max_norm)
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        trainer.strategy.model.clip_grad_norm_(self.max_norm)
+
+
+# What Lightning's process launcher writes into the launching process's environment (DeepSpeed adds RANK).
+LAUNCH_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE", "RANK", "OMP_NUM_THREADS")
 
 
 @contextmanager
@@ -99,24 +117,29 @@ def processes_end_with_fit(trainer: pl.Trainer):
     """When this process starts the other training processes itself (Lightning DDP/FSDP/DeepSpeed on one
     machine, no SLURM or torchrun), undo afterwards what the launch left behind: the environment variables
     (with LOCAL_RANK set, the next Trainer in this process would take itself for a process started from
-    outside and launch nobody) and the process group joined with processes that have since exited. Without
-    this, the second cell of a multirun with the basic or local launcher would train against dead peers."""
-    from lightning_fabric.utilities.distributed import _destroy_dist_connection
+    outside and launch nobody), torch's thread count (the launch divides the CPUs among the processes, which
+    would slow this process's evaluation and later cells) and the process group joined with processes that
+    have since exited. Without this, the second cell of a multirun with the basic or local launcher would train
+    against dead peers. Lightning's watcher of the launched processes stays: it ends once they exit cleanly."""
+    import torch
+    import torch.distributed as dist
 
     env = getattr(trainer.strategy, "cluster_environment", None)
     launches = getattr(trainer.strategy, "launcher", None) is not None and env is not None \
         and not env.creates_processes_externally
-    saved = {k: os.environ.get(k) for k in LAUNCH_ENV}
+    saved, threads = {k: os.environ.get(k) for k in LAUNCH_ENV}, torch.get_num_threads()
     try:
         yield
     finally:
         if launches:
-            _destroy_dist_connection()
+            if dist.is_available() and dist.is_initialized():
+                dist.destroy_process_group()  # not Lightning's helper: it resets this process's SIGINT handler
             for key, value in saved.items():
                 if value is None:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+            torch.set_num_threads(threads)
 
 
 # s2d's own keys in a train/trainer node: read by the size check, not arguments of pytorch_lightning.Trainer.
@@ -136,12 +159,17 @@ def _is_fsdp(strategy) -> bool:
         or isinstance(strategy, str) and strategy.startswith("fsdp")
 
 
+def node_strategy(trainer: DictConfig):
+    """The node's strategy as plain data: a name, or a dict with `_target_`."""
+    strategy = trainer.get("strategy", "auto")
+    return OmegaConf.to_container(strategy, resolve=True) if isinstance(strategy, DictConfig) else strategy
+
+
 def strategy_of(trainer: DictConfig, model):
     """The Trainer's strategy. An FSDP node with `auto_wrap_policy: decoder_layers` wraps each decoder layer
     (the classes the model names in `_no_split_modules`) as its own unit, so parameters are sharded and
     gathered layer by layer; as one unit the whole model would be gathered on every device at once."""
-    strategy = trainer.get("strategy", "auto")
-    strategy = OmegaConf.to_container(strategy, resolve=True) if isinstance(strategy, DictConfig) else strategy
+    strategy = node_strategy(trainer)
     if not isinstance(strategy, dict):
         return strategy
     kwargs = {k: v for k, v in strategy.items() if k != "_target_"}
@@ -220,6 +248,10 @@ def training_memory_gib(params_b: float, dtype: str, lora: bool, strategy: str, 
 def _strategy_name(strategy) -> str:
     if _is_fsdp(strategy):
         return "fsdp"
+    if isinstance(strategy, dict):
+        target = str(strategy.get("_target_", ""))
+        stage = strategy.get("stage", 2)
+        return f"deepspeed_stage_{3 if stage == 3 else 2}" if target.endswith("DeepSpeedStrategy") else "ddp"
     if isinstance(strategy, str) and strategy.startswith("deepspeed"):
         return "deepspeed_stage_3" if "stage_3" in strategy else "deepspeed_stage_2"
     return "ddp" if isinstance(strategy, str) and strategy.startswith("ddp") else "single"
@@ -258,12 +290,12 @@ def check_fits(cfg: DictConfig, host_gib: float | None = None) -> dict | None:
     params_b = source.get("num_parameters_b") if "num_parameters_b" in source else None
     train = cfg.train
     lora = train.get("lora")
-    strategy = OmegaConf.to_container(train.trainer.strategy, resolve=True) \
-        if isinstance(train.trainer.get("strategy"), DictConfig) else train.trainer.get("strategy", "auto")
+    strategy = node_strategy(train.trainer)
     if _is_fsdp(strategy) and lora and lora.merge_on_save:
         raise ValueError("train=lora with train.lora.merge_on_save=true under FSDP: the adapter cannot be merged "
                          "into sharded weights; set train.lora.merge_on_save=false (backend=vllm serves the adapter)")
-    if not lora and train.dtype in LOW_PRECISION and not _strategy_name(strategy).startswith("deepspeed"):
+    if not lora and train.dtype in LOW_PRECISION and not _strategy_name(strategy).startswith("deepspeed") \
+            and process_rank() == 0:
         log.warning(LOW_PRECISION_FULL_FINE_TUNING, train.dtype, train.dtype)
     if not params_b:
         return None
@@ -329,12 +361,12 @@ def save_adapter(model, state: dict, path: Path) -> None:
 
     import torch
     from peft import get_peft_model
-    from transformers import AutoModelForCausalLM
 
     name = model.active_adapter
     config = copy.deepcopy(model.peft_config[name])
+    base = model.get_base_model()
     with torch.device("meta"):
-        skeleton = AutoModelForCausalLM.from_config(model.get_base_model().config)
+        skeleton = type(base)(copy.deepcopy(base.config))  # the very class, also for trust_remote_code models
     skeleton = get_peft_model(skeleton, config, adapter_name=name)
     skeleton.peft_config[name].base_model_name_or_path = model.peft_config[name].base_model_name_or_path
     skeleton.save_pretrained(path, state_dict=state)

@@ -85,19 +85,6 @@ class SFTModule(pl.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=batch["input_ids"].shape[0])
         return loss
 
-    def configure_gradient_clipping(self, optimizer, gradient_clip_val=None, gradient_clip_algorithm=None):
-        """Clipping by norm under FSDP goes through the root FSDP module, which takes the norm over every
-        rank's shard (Lightning's FSDP precision plugin refuses norm clipping outright, and
-        torch.nn.utils.clip_grad_norm_ would see one shard's norm); everything else is Lightning's own."""
-        from torch.distributed.fsdp import FullyShardedDataParallel
-
-        root = getattr(self.trainer.strategy, "model", None)
-        if gradient_clip_val and gradient_clip_algorithm in (None, "norm") \
-                and isinstance(root, FullyShardedDataParallel):
-            root.clip_grad_norm_(gradient_clip_val)
-            return
-        super().configure_gradient_clipping(optimizer, gradient_clip_val, gradient_clip_algorithm)
-
     def configure_optimizers(self):
         # Frozen weights (all but the adapters under LoRA) get no optimizer state.
         opt = self.optimizer_factory([p for p in self.model.parameters() if p.requires_grad])

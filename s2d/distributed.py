@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import threading
 import time
+import uuid
 from pathlib import Path
 
 
@@ -18,9 +21,11 @@ def process_rank() -> int:
 
 
 # The lead process's sign of life for followers started beside it (SLURM tasks, torchrun), which wait hours for
-# its generation and filtering: beats every LEAD_BEAT_S; a follower stops after LEAD_STALE_S without one.
+# its generation and filtering: it beats every LEAD_BEAT_S; a follower stops after LEAD_STALE_S without one.
 LEAD_BEAT_S = 30.0
 LEAD_STALE_S = 600.0
+
+log = logging.getLogger(__name__)
 
 
 def launched_world_size() -> int:
@@ -32,47 +37,80 @@ def launched_world_size() -> int:
     return max((int(s) for s in sizes if s and s.isdigit()), default=1)
 
 
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)  # a follower never reads half a word
+def launch_attempt() -> str:
+    """Which start of this job this is, the same in every process of it: SLURM's job id and requeue count,
+    or torchrun's run id and restart count."""
+    parts = [os.environ.get(k, "") for k in ("SLURM_JOB_ID", "SLURM_RESTART_COUNT", "TORCHELASTIC_RUN_ID",
+                                              "TORCHELASTIC_RESTART_COUNT")]
+    return ".".join(p or "-" for p in parts)
 
 
 class LeadHeartbeat:
-    """Written by the lead process while it runs a cell: `alive` (rewritten every `every_s`), then `finished`
-    or `failed` when it stops."""
+    """Written by the lead process while it runs a cell: `alive <attempt> <n>` with n counting up every
+    `every_s`, then `failed` or `finished`. Followers judge by the content changing on their own clock, never by
+    file times (a shared file system's clock need not agree with theirs). A write that fails (a passing file
+    system error) is logged and the next beat tries again; it never stops the run."""
 
-    def __init__(self, path: Path, every_s: float = LEAD_BEAT_S):
+    def __init__(self, path: Path, every_s: float = LEAD_BEAT_S, attempt: str | None = None):
         self.path, self.every_s = Path(path), every_s
+        self.attempt = launch_attempt() if attempt is None else attempt
+        self._count = 0
+        self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="s2d-lead-heartbeat", daemon=True)
 
+    def _write(self, state: str) -> None:
+        with self._lock:
+            self._count += 1
+            tmp = self.path.with_name(f"{self.path.name}.{uuid.uuid4().hex}.tmp")
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                tmp.write_text(f"{state} {self.attempt} {self._count}")
+                os.replace(tmp, self.path)  # a follower never reads half a line
+            except OSError as e:
+                log.warning("lead heartbeat: could not write %s (%s); the next beat tries again", self.path, e)
+                with contextlib.suppress(OSError):  # the temporary file, if the failure left one
+                    tmp.unlink()
+
     def start(self) -> "LeadHeartbeat":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        _write(self.path, "alive")
+        self._write("alive")
         self._thread.start()
         return self
 
     def _beat(self) -> None:
         while not self._stop.wait(self.every_s):
-            _write(self.path, "alive")
+            self._write("alive")
 
     def stop(self, ok: bool) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
-        _write(self.path, "finished" if ok else "failed")
+        self._write("finished" if ok else "failed")
 
 
-def lead_gone(path: Path, since: float, stale_s: float = LEAD_STALE_S) -> str | None:
-    """Why a follower that started waiting at `since` should stop waiting for the lead, or None while the lead
-    lives. A mark left before `since` (an earlier attempt of the same cell) counts only as a missing beat."""
-    try:
-        mtime, text = path.stat().st_mtime, path.read_text().strip()
-    except FileNotFoundError:
-        mtime, text = 0.0, ""
-    if mtime >= since and text == "failed":
-        return f"the lead process (rank 0) failed ({path} says so)"
-    quiet = time.time() - max(mtime, since)
-    if quiet > stale_s:
-        return f"no sign of life from the lead process (rank 0) for {quiet:.0f} s (its heartbeat file: {path})"
-    return None
+class LeadWatch:
+    """A follower's view of the lead's heartbeat file: `gone()` says why to stop waiting, or None while the
+    lead lives. Content left by an earlier attempt of the job counts as no beat until it changes."""
+
+    def __init__(self, path: Path, stale_s: float = LEAD_STALE_S, attempt: str | None = None):
+        self.path, self.stale_s = Path(path), stale_s
+        self.attempt = launch_attempt() if attempt is None else attempt
+        self._last = self._read()
+        self._changed = time.monotonic()
+
+    def _read(self) -> str | None:
+        try:
+            return self.path.read_text().strip()
+        except OSError:  # missing, or a passing file system error: no news this time
+            return None
+
+    def gone(self) -> str | None:
+        text = self._read()
+        if text is not None and text != self._last:
+            self._last, self._changed = text, time.monotonic()
+            state, _, rest = text.partition(" ")
+            if state == "failed" and rest.rsplit(" ", 1)[0] == self.attempt:
+                return f"the lead process (rank 0) failed ({self.path} says so)"
+        quiet = time.monotonic() - self._changed
+        if quiet > self.stale_s:
+            return f"no sign of life from the lead process (rank 0) for {quiet:.0f} s (its heartbeat file: {self.path})"
+        return None

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
-from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, launched_world_size, lead_gone, process_rank
+from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, LeadWatch, launched_world_size, process_rank
 from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, train
 from s2d.tracking import NoTracker
 from s2d.training.fit import check_fits
@@ -67,9 +67,9 @@ def follow(cfg: DictConfig, poll_seconds: float = 10.0, stale_s: float = LEAD_ST
     gen_key = cache.generate_key(cfg)
     filter_dir = stage_dir(cfg, "filter", cache.filter_key(cfg, gen_key))
     log.info("rank %d: waiting for the lead process to finish %s", process_rank(), filter_dir)
-    since, beat = time.time(), lead_heartbeat_path(cfg)
+    watch = LeadWatch(lead_heartbeat_path(cfg), stale_s)
     while not is_done(filter_dir):
-        gone = lead_gone(beat, since, stale_s)
+        gone = watch.gone()
         if gone:
             raise RuntimeError(f"rank {process_rank()}: {gone}, while waiting for its filtered data ({filter_dir}); "
                                "this process stops instead of waiting forever. The lead's log says what happened; "
@@ -103,6 +103,20 @@ def run(cfg: DictConfig) -> dict:
     run_dir.mkdir(parents=True, exist_ok=True)
     if process_rank() > 0:
         return follow(cfg)
+    # Followers started beside this process (SLURM tasks, torchrun) wait for its data; they watch this beat.
+    heartbeat = LeadHeartbeat(lead_heartbeat_path(cfg)).start() if launched_world_size() > 1 else None
+    ok = False
+    try:
+        metrics = run_as_lead(cfg, run_dir)
+        ok = True
+        return metrics
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop(ok)
+
+
+def run_as_lead(cfg: DictConfig, run_dir: Path) -> dict:
+    """The loop as the lead process (rank 0, or the only one) runs it."""
     if cfg.generate.shard_id is not None:
         # One shard of data-parallel generation: the later stages run once, in the run that joins the shards.
         d = generate.run(cfg)
@@ -134,8 +148,6 @@ def run(cfg: DictConfig) -> dict:
     base_llm = instantiate(cfg.backend)
     argv = list(sys.argv)
     ddp_children_run_this_cell(cfg)
-    # Followers started beside this process (SLURM tasks, torchrun) wait for its data; they watch this beat.
-    heartbeat = LeadHeartbeat(lead_heartbeat_path(cfg)).start() if launched_world_size() > 1 else None
     try:
         drafted = timed("inputs", inputs.run, cfg, base_llm)  # None: the task's inputs need no model
         if drafted is not None:
@@ -159,8 +171,6 @@ def run(cfg: DictConfig) -> dict:
             write_json(state_path, {"wandb_id": tracker.run_id, "status": "finished", "run_dir": str(run_dir)})
         return metrics
     finally:
-        if heartbeat is not None:
-            heartbeat.stop(ok)
         sys.argv = argv
         # The next cell of a sweep (same process) starts its own engine: this one's GPU share must be free.
         base_llm.release()

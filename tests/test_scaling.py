@@ -217,7 +217,7 @@ def test_a_follower_stops_when_the_lead_fails_or_goes_quiet(tmp_path):
     import threading
     import time
 
-    from s2d.distributed import LeadHeartbeat, lead_gone
+    from s2d.distributed import LeadHeartbeat, LeadWatch
     from s2d.run import follow, lead_heartbeat_path
 
     cfg = _compose(["model=smollm2-135m", f"paths.cache_dir={tmp_path / 'cache'}", f"paths.output_dir={tmp_path}"])
@@ -228,8 +228,9 @@ def test_a_follower_stops_when_the_lead_fails_or_goes_quiet(tmp_path):
     with pytest.raises(RuntimeError, match=r"rank 0: the lead process \(rank 0\) failed"):
         follow(cfg, poll_seconds=0.05)
     assert time.time() - t0 < 5
-    # a failure mark from an earlier attempt does not stop a follower of the next one ...
-    assert lead_gone(beat, since=time.time() + 1) is None
+    # the failure mark of an earlier attempt of the job (a requeue) does not stop the next attempt's follower ...
+    assert LeadWatch(beat, stale_s=60, attempt="job.1").gone() is None
+    assert LeadWatch(beat, stale_s=60).gone() is None  # nor one that finds it already there
     # ... but a lead that never beats again does, after stale_s
     with pytest.raises(RuntimeError, match=r"no sign of life from the lead process \(rank 0\)"):
         follow(cfg, poll_seconds=0.05, stale_s=0.3)
@@ -238,15 +239,60 @@ def test_a_follower_stops_when_the_lead_fails_or_goes_quiet(tmp_path):
 def test_the_lead_heartbeat_beats_then_marks_how_it_ended(tmp_path):
     import time
 
-    from s2d.distributed import LeadHeartbeat, lead_gone
+    from s2d.distributed import LeadHeartbeat, LeadWatch
 
     path = tmp_path / "runs" / "cell.lead"
-    since = time.time() - 1
-    lead = LeadHeartbeat(path, every_s=0.05).start()
-    first = path.stat().st_mtime_ns
-    time.sleep(0.3)
-    assert path.read_text() == "alive" and path.stat().st_mtime_ns > first
-    assert lead_gone(path, since, stale_s=0.2) is None  # fresh beats keep a follower waiting
+    watch = LeadWatch(path, stale_s=0.2, attempt="job.0")
+    lead = LeadHeartbeat(path, every_s=0.05, attempt="job.0").start()
+    for _ in range(6):  # fresh beats keep a follower waiting past stale_s
+        time.sleep(0.08)
+        assert watch.gone() is None
+    assert path.read_text().startswith("alive job.0 ")
     lead.stop(ok=True)
-    assert path.read_text() == "finished" and lead_gone(path, since, stale_s=60) is None
+    assert path.read_text().startswith("finished job.0 ") and watch.gone() is None
     assert not list(path.parent.glob("*.tmp"))
+    time.sleep(0.3)
+    assert "no sign of life" in watch.gone()  # nothing changes after the end
+
+
+def test_a_heartbeat_that_cannot_write_logs_and_keeps_beating(tmp_path, caplog):
+    """A passing file system error must neither stop the beat nor raise into the run."""
+    import time
+
+    from s2d.distributed import LeadHeartbeat
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    lead = LeadHeartbeat(blocker / "cell.lead", every_s=0.05)  # its directory cannot be made
+    with caplog.at_level("WARNING", logger="s2d.distributed"):
+        lead.start()
+        time.sleep(0.2)
+        assert lead._thread.is_alive()
+        blocker.unlink()  # the file system recovers
+        time.sleep(0.2)
+        lead.stop(ok=False)
+    assert "could not write" in caplog.text
+    assert (blocker / "cell.lead").read_text().startswith("failed ")
+
+
+def test_the_launch_leaves_no_trace_in_the_launching_process(monkeypatch):
+    """After a fit whose processes this process launched: the launch's environment variables and torch's
+    thread count are back, and Ctrl+C still raises KeyboardInterrupt (Lightning's own teardown helper resets
+    the SIGINT handler)."""
+    import signal
+    from types import SimpleNamespace
+
+    import torch
+
+    from s2d.training.fit import processes_end_with_fit
+
+    for key in ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "RANK", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(key, raising=False)
+    trainer = SimpleNamespace(strategy=SimpleNamespace(
+        launcher=object(), cluster_environment=SimpleNamespace(creates_processes_externally=False)))
+    threads, handler = torch.get_num_threads(), signal.getsignal(signal.SIGINT)
+    with processes_end_with_fit(trainer):
+        os.environ.update(LOCAL_RANK="0", WORLD_SIZE="2", MASTER_PORT="12345", RANK="0", OMP_NUM_THREADS="1")
+        torch.set_num_threads(1)
+    assert not any(k in os.environ for k in ("LOCAL_RANK", "WORLD_SIZE", "MASTER_PORT", "RANK", "OMP_NUM_THREADS"))
+    assert torch.get_num_threads() == threads and signal.getsignal(signal.SIGINT) is handler

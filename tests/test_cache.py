@@ -83,6 +83,14 @@ def test_downstream_keys():
     assert cache.filter_key(a, g) != cache.filter_key(b, g)
     assert cache.train_key(a, "f") != cache.train_key(cfg_of(*BASE, "train.module.optimizer.lr=1e-3"), "f")
     assert cache.train_key(a, "f") == cache.train_key(cfg_of(*BASE, "train.trainer.enable_progress_bar=false"), "f")
+    # an option added later is keyed only when set: models trained before it keep their keys
+    from omegaconf import open_dict
+
+    without = cfg_of(*BASE)
+    with open_dict(without):
+        del without.train["group_by_length"]
+    assert cache.train_key(a, "f") == cache.train_key(without, "f")
+    assert cache.train_key(a, "f") != cache.train_key(cfg_of(*BASE, "train.group_by_length=true"), "f")
     # System 1 is shared by every method; System 2 is not
     c = cfg_of(*BASE, "method=rar1")
     assert cache.evaluate_key(a, "system1", "t") == cache.evaluate_key(c, "system1", "t")

@@ -105,6 +105,37 @@ def test_each_data_parallel_process_trains_on_its_own_share(tiny_backend):
     assert rank0 == single[0::2]  # the same seeded order as one process, every second pair
 
 
+def test_length_grouped_batches_pad_less_and_still_cover_every_pair_once(tiny_backend):
+    """train.group_by_length: batches of similar length (less padding), every pair once per epoch, the order a
+    function of (seed, epoch) as for resumption, and each data-parallel process its own share."""
+    from s2d.training.data import collate
+
+    tok = tiny_backend.tokenizer
+    pairs = [(f"q{i}", " ".join(["word"] * (1 + (7 * i) % 23))) for i in range(64)]
+    quiet = dict(accelerator="cpu", logger=False, enable_checkpointing=False, enable_progress_bar=False)
+
+    def padding(group: bool, epoch: int = 0) -> tuple[float, list[int]]:
+        data = SFTDataModule(pairs, tok, batch_size=4, max_length=256, seed=3, group_by_length=group)
+        data.setup()
+        data.trainer = pl.Trainer(devices=1, **quiet)
+        loader = data.train_dataloader()
+        loader.sampler.set_epoch(epoch)
+        order = list(loader.sampler)
+        pad = sum((b["attention_mask"] == 0).sum().item() for b in loader)
+        return pad / sum(len(f["input_ids"]) for f in data.features), order
+
+    plain, _ = padding(False)
+    grouped, order = padding(True)
+    assert sorted(order) == list(range(64))  # every pair once
+    assert grouped < plain / 3, (grouped, plain)
+    assert padding(True)[1] == order and padding(True, epoch=1)[1] != order  # seeded by (seed, epoch)
+    data = SFTDataModule(pairs, tok, batch_size=4, max_length=256, seed=3, group_by_length=True)
+    data.setup()
+    data.trainer = pl.Trainer(devices=2, strategy="ddp", **quiet)  # not fitted: no process is started
+    rank0 = _sampled(data, data.trainer)
+    assert len(rank0) == 32 and rank0 == order[0::2]
+
+
 def test_loggers_hear_of_each_atomic_checkpoint(tiny_model_dir, tmp_path):
     """AtomicCheckpoint replaces ModelCheckpoint's save; loggers (W&B's uploads checkpoints when asked) are still
     told of each one, as ModelCheckpoint tells them."""

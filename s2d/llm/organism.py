@@ -109,7 +109,7 @@ class Organism:
 
         versions = {name: getattr(get_class(node._target_), "version", 0) for name, node in self.tasks_cfg.items()}
         parts = ["organism", self.version, self.base.identity(), cache.content(self.tasks_cfg), versions,
-                 self.instruction, cache.content(self.train), self.replay_per_task, self.replay_max_new_tokens, self.seed]
+                 self.instruction, cache.train_content(self.train), self.replay_per_task, self.replay_max_new_tokens, self.seed]
         if self.teach:  # keyed only when set, so organisms that learn cot alone keep their keys
             parts.append({name: [cache.content(node), getattr(get_class(node._target_), "version", 0)]
                           for name, node in self.teach.items()})

@@ -48,13 +48,14 @@ def collate(features: Sequence[dict], pad_id: int) -> dict[str, torch.Tensor]:
 
 class SFTDataModule(pl.LightningDataModule):
     def __init__(self, pairs: Sequence[tuple[str, str]], tokenizer, batch_size: int = 8, max_length: int = 256,
-                 seed: int = 0):
+                 seed: int = 0, group_by_length: bool = False):
         super().__init__()
         self.pairs = list(pairs)
         self.tokenizer = tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
         self.seed = seed
+        self.group_by_length = group_by_length
         self.features: list[dict] = []
 
     def setup(self, stage: str | None = None) -> None:
@@ -68,7 +69,15 @@ class SFTDataModule(pl.LightningDataModule):
         # DeepSpeed each process takes its own 1/world of the pairs, as the strategy's kwargs say.
         shard = (self.trainer.distributed_sampler_kwargs if self.trainer is not None else None) \
             or {"num_replicas": 1, "rank": 0}
-        sampler = DistributedSampler(self.features, shuffle=True, seed=self.seed, **shard)
+        if self.group_by_length:
+            # Shuffled, then sorted by length within groups of 50 batches: a batch pads to similar lengths.
+            from transformers.trainer_pt_utils import DistributedLengthGroupedSampler
+
+            sampler = DistributedLengthGroupedSampler(self.batch_size, num_replicas=shard["num_replicas"],
+                                                      rank=shard["rank"], seed=self.seed,
+                                                      lengths=[len(f["input_ids"]) for f in self.features])
+        else:
+            sampler = DistributedSampler(self.features, shuffle=True, seed=self.seed, **shard)
         pad = self.tokenizer.pad_token_id
         return DataLoader(self.features, batch_size=self.batch_size, sampler=sampler,
                           collate_fn=lambda b: collate(b, pad))

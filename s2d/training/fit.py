@@ -44,7 +44,8 @@ def fit(pairs: Sequence[tuple[str, str]], source, train: DictConfig, out: Path, 
     lora = train.get("lora")
     if lora:
         model = with_lora(model, lora)
-    data = SFTDataModule(pairs, tok, batch_size=train.batch_size, max_length=train.max_length, seed=seed)
+    data = SFTDataModule(pairs, tok, batch_size=train.batch_size, max_length=train.max_length, seed=seed,
+                         group_by_length=bool(train.get("group_by_length", False)))
     module = instantiate(train.module, model=model)
     ckpt_dir = out / "checkpoints"
     node, clip = trainer_node(train.trainer), []

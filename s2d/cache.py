@@ -145,12 +145,17 @@ def filter_key(cfg: DictConfig, generate: str) -> str:
     return digest(*parts)
 
 
+# Train options added after models were cached: keyed only when set, so a model trained before they existed
+# keeps its key.
+TRAIN_KEYED_WHEN_SET = ("group_by_length",)
+
+
 def train_content(train: DictConfig) -> Any:
-    """A train node's part of a key. Options added after models were cached enter only when set, so a model
-    trained before they existed keeps its key."""
+    """A train node's part of a key (distillation and organism alike)."""
     node = content(train)
-    if not node.get("group_by_length"):
-        node.pop("group_by_length", None)
+    for key in TRAIN_KEYED_WHEN_SET:
+        if not node.get(key):
+            node.pop(key, None)
     return node
 
 

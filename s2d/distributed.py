@@ -11,13 +11,19 @@ import uuid
 from pathlib import Path
 
 
+def _launcher_value(names: tuple[str, ...], slurm_name: str, default: int) -> int:
+    """The largest integer the launchers' variables `names` hold, with SLURM's `slurm_name` counted when SLURM
+    started several tasks (a single-task job's SLURM variables say nothing of data parallelism)."""
+    values = [os.environ.get(v) for v in names]
+    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
+        values.append(os.environ.get(slurm_name))
+    return max((int(v) for v in values if v and v.isdigit()), default=default)
+
+
 def process_rank() -> int:
     """This process's rank under a multi-process launcher (Lightning DDP's own children, torchrun, SLURM
     tasks); 0 for a plain run."""
-    ranks = [os.environ.get(v) for v in ("RANK", "LOCAL_RANK", "NODE_RANK")]
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        ranks.append(os.environ.get("SLURM_PROCID"))
-    return max((int(r) for r in ranks if r and r.isdigit()), default=0)
+    return _launcher_value(("RANK", "LOCAL_RANK", "NODE_RANK"), "SLURM_PROCID", default=0)
 
 
 # The lead process's sign of life for followers started beside it (SLURM tasks, torchrun), which wait hours for
@@ -31,10 +37,7 @@ log = logging.getLogger(__name__)
 def launched_world_size() -> int:
     """How many processes a launcher started for this run at once (torchrun's WORLD_SIZE, SLURM's tasks); 1 for
     a plain run, and for Lightning's own launch, which starts the other processes only when training begins."""
-    sizes = [os.environ.get("WORLD_SIZE")]
-    if int(os.environ.get("SLURM_NTASKS", "1")) > 1:
-        sizes.append(os.environ.get("SLURM_NTASKS"))
-    return max((int(s) for s in sizes if s and s.isdigit()), default=1)
+    return _launcher_value(("WORLD_SIZE",), "SLURM_NTASKS", default=1)
 
 
 def launch_attempt() -> str:

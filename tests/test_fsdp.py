@@ -59,22 +59,18 @@ if __name__ == "__main__":
 
 def _train(model_dir: str, out: str, mode: str = "full") -> None:
     import torch
-    from omegaconf import OmegaConf
     import s2d.training.fit as F
+    from helpers import train_node
     from s2d.llm.model import ModelSource
 
     # gradient_clip_val as conf/train/trainer/cpu.yaml sets it, which fsdp.yaml inherits: norm clipping must go
     # through the root FSDP module (Lightning's FSDP precision plugin refuses it).
-    train = OmegaConf.create({
-        "dtype": "float32" if mode == "full" else "bfloat16", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
-        "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
-                   "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-2}},
-        "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 2, "num_nodes": 1,
-                    "precision": "32-true", "max_steps": 2, "gradient_clip_val": 1.0, "enable_progress_bar": False,
-                    "enable_model_summary": False, "enable_checkpointing": True, "log_every_n_steps": 1,
-                    "strategy": {"_target_": f"{__name__}.CPUFSDPStrategy", "process_group_backend": "gloo",
+    train = train_node(lr=1e-2, devices=2, num_nodes=1, precision="32-true", max_steps=2, gradient_clip_val=1.0,
+                       enable_checkpointing=True, log_every_n_steps=1,
+                       strategy={"_target_": f"{__name__}.CPUFSDPStrategy", "process_group_backend": "gloo",
                                  "sharding_strategy": "FULL_SHARD", "auto_wrap_policy": "decoder_layers",
-                                 "state_dict_type": "full"}}})
+                                 "state_dict_type": "full"})
+    train.dtype = "float32" if mode == "full" else "bfloat16"
     if mode == "lora":  # the 70B recipe of docs/scaling-out.md: LoRA on bf16 weights, the adapter saved alone
         train.lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": "all-linear", "merge_on_save": False}
         train.trainer.precision = "bf16-mixed"  # as on GPUs (32-true would cast every weight to float32)

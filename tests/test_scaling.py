@@ -26,18 +26,24 @@ def test_process_rank(monkeypatch, env, rank):
     assert process_rank() == rank
 
 
-@pytest.mark.slow
-def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
+def _run_ddp(tiny_model_dir, tmp_path, *args: str) -> subprocess.CompletedProcess:
+    """`python -m s2d.run` on the tiny model with DDP over two CPU processes, one epoch; `args` add to it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
     env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
-    cmd = [sys.executable, "-m", "s2d.run", "model=smollm2-135m", f"model.name_or_path={tiny_model_dir}", "logger=none",
-           "backend.progress=false", "task.n_train=8", "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=16",
-           "eval.max_new_tokens=16", "filter=none", "target=full_response", "train.batch_size=2",
-           "train/trainer=ddp", "train.trainer.accelerator=cpu", "train.trainer.devices=2",
+    cmd = [sys.executable, "-m", "s2d.run", *args, "model=smollm2-135m", f"model.name_or_path={tiny_model_dir}",
+           "logger=none", "backend.progress=false", "task.n_train=8", "task.n_eval=4", "generate.n=2",
+           "generate.max_new_tokens=16", "eval.max_new_tokens=16", "filter=none", "target=full_response",
+           "train.batch_size=2", "train/trainer=ddp", "train.trainer.accelerator=cpu", "train.trainer.devices=2",
            "train.trainer.precision=32-true", "train.trainer.max_epochs=1", "train.trainer.enable_progress_bar=false",
-           f"hydra.run.dir={tmp_path / 'run'}", f"paths.cache_dir={tmp_path / 'cache'}"]
+           f"paths.cache_dir={tmp_path / 'cache'}"]
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc
+
+
+@pytest.mark.slow
+def test_ddp_on_cpu_with_two_processes_runs_the_loop(tiny_model_dir, tmp_path):
+    proc = _run_ddp(tiny_model_dir, tmp_path, f"hydra.run.dir={tmp_path / 'run'}")
     train = json.loads((tmp_path / "run" / "train" / "DONE.json").read_text())
     # one epoch: each of the 2 processes takes its own half of the pairs, 2 per step
     assert train["trained"] and train["pairs"] >= 8 and train["steps"] == math.ceil(train["pairs"] / 4)
@@ -52,17 +58,7 @@ def test_ddp_multirun_trains_every_cell_with_two_processes(tiny_model_dir, tmp_p
     """Two cells of one `-m` sweep in one process, each training with two DDP processes: the second cell's
     Trainer must launch its own second process (the first cell's launch leaves LOCAL_RANK and the process
     group behind, and the first cell's second process has exited)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
-    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", WANDB_SILENT="true")
-    cmd = [sys.executable, "-m", "s2d.run", "-m", "seed=0,1", "model=smollm2-135m",
-           f"model.name_or_path={tiny_model_dir}", "logger=none", "backend.progress=false", "task.n_train=8",
-           "task.n_eval=4", "generate.n=2", "generate.max_new_tokens=16", "eval.max_new_tokens=16", "filter=none",
-           "target=full_response", "train.batch_size=2", "train/trainer=ddp", "train.trainer.accelerator=cpu",
-           "train.trainer.devices=2", "train.trainer.precision=32-true", "train.trainer.max_epochs=1",
-           "train.trainer.enable_progress_bar=false", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-           f"paths.cache_dir={tmp_path / 'cache'}"]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-4000:]
+    proc = _run_ddp(tiny_model_dir, tmp_path, "-m", "seed=0,1", f"hydra.sweep.dir={tmp_path / 'sweep'}")
     for cell in ("0", "1"):
         train = json.loads((tmp_path / "sweep" / cell / "train" / "DONE.json").read_text())
         assert train["config"]["seed"] == int(cell)
@@ -166,7 +162,7 @@ def test_directory_checkpoints_are_replaced_atomically_and_resumed(tmp_path, tin
     """A strategy that saves checkpoints as directories (as DeepSpeed does): the second epoch's last.ckpt
     replaces the first's, and a run started again resumes from it."""
     import torch
-    from omegaconf import OmegaConf
+    from helpers import train_node
     from pytorch_lightning.strategies import SingleDeviceStrategy
 
     from s2d.llm.model import ModelSource
@@ -183,14 +179,7 @@ def test_directory_checkpoints_are_replaced_atomically_and_resumed(tmp_path, tin
         def load_checkpoint(self, checkpoint_path, weights_only=None):
             return torch.load(os.path.join(checkpoint_path, "state.pt"), weights_only=False)
 
-    train = OmegaConf.create({
-        "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
-        "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
-                   "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}},
-        "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1,
-                    "strategy": "auto",
-                    "max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False,
-                    "log_every_n_steps": 1}})
+    train = train_node(max_epochs=2, log_every_n_steps=1)
     import s2d.training.fit as F
 
     real = F.strategy_of

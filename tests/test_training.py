@@ -139,8 +139,9 @@ def test_length_grouped_batches_pad_less_and_still_cover_every_pair_once(tiny_ba
 def test_loggers_hear_of_each_atomic_checkpoint(tiny_model_dir, tmp_path):
     """AtomicCheckpoint replaces ModelCheckpoint's save; loggers (W&B's uploads checkpoints when asked) are still
     told of each one, as ModelCheckpoint tells them."""
-    from omegaconf import OmegaConf
     from pytorch_lightning.loggers import CSVLogger
+
+    from helpers import train_node
 
     from s2d.llm.model import ModelSource
     from s2d.training.fit import fit
@@ -151,12 +152,7 @@ def test_loggers_hear_of_each_atomic_checkpoint(tiny_model_dir, tmp_path):
         def after_save_checkpoint(self, checkpoint_callback):
             Recording.saved.append(checkpoint_callback.last_model_path or checkpoint_callback._last_checkpoint_saved)
 
-    train = OmegaConf.create({
-        "dtype": "float32", "batch_size": 2, "max_length": 64, "extra_callbacks": [],
-        "module": {"_target_": "s2d.training.SFTModule", "warmup_steps": 0, "decay": "constant",
-                   "optimizer": {"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 1e-3}},
-        "trainer": {"_target_": "pytorch_lightning.Trainer", "accelerator": "cpu", "devices": 1, "strategy": "auto",
-                    "max_epochs": 2, "enable_progress_bar": False, "enable_model_summary": False}})
+    train = train_node(max_epochs=2)
     pairs = [("q1", "a1"), ("q2", "a2"), ("q3", "a3"), ("q4", "a4")]
     fit(pairs, ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), train, tmp_path, seed=0,
         logger=Recording(tmp_path / "logs"))

@@ -7,7 +7,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -33,13 +33,28 @@ def safe_child(root: Path, *names: str) -> Path:
     return path
 
 
-def write_json(path: Path, obj: Any) -> None:
+@contextmanager
+def replaced_atomically(path: Path):
+    """A text file to write that replaces `path` in one rename when the block ends, so a reader (another
+    process, a follower polling) sees the old file or the new one, never a part. A block that raises leaves
+    `path` as it was and removes its temporary file."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            yield f
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with replaced_atomically(path) as f:
         json.dump(obj, f, indent=2, default=str)
-    os.chmod(tmp, 0o644)  # mkstemp creates 0600; artifacts are meant to be shared
-    os.replace(tmp, path)
 
 
 def read_json(path: Path) -> Any:
@@ -69,13 +84,9 @@ def write_jsonl(path: Path, rows: Iterable[dict]) -> None:
 
 def rewrite_jsonl(path: Path, rows: Iterable[dict]) -> None:
     """Replace a JSONL file in one rename, so a reader sees the old file or the new one, never a mix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
+    with replaced_atomically(path) as f:
         for r in rows:
             f.write(json.dumps(r, default=str) + "\n")
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
 
 
 def read_jsonl(path: Path) -> list[dict]:

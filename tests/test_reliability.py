@@ -110,6 +110,26 @@ def test_a_damaged_done_file_makes_the_stage_recompute(tmp_path):
     assert is_done(stage)
 
 
+def test_a_write_that_fails_midway_leaves_the_old_file_and_no_temporary(tmp_path):
+    """write_json and rewrite_jsonl replace a file in one rename: a writer that fails half way (here an object
+    json cannot encode after the first key) changes nothing a reader sees and leaves no temporary file."""
+    from s2d.artifacts import read_json, rewrite_jsonl
+
+    path = tmp_path / "stage" / "info.json"
+    write_json(path, {"done": 1})
+
+    class Unwritable:
+        def __str__(self):
+            raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        write_json(path, {"a": 1, "b": Unwritable()})
+    assert read_json(path) == {"done": 1}
+    with pytest.raises(OSError, match="disk full"):
+        rewrite_jsonl(path.with_suffix(".jsonl"), [{"a": 1}, {"b": Unwritable()}])
+    assert sorted(p.name for p in path.parent.iterdir()) == ["info.json"]
+
+
 def test_a_damaged_done_file_is_recomputed_by_the_run(tiny_model_dir, tmp_path):
     overrides = tiny(tiny_model_dir, tmp_path, "train.trainer.max_steps=1")
     first = run(cfg_of(*overrides))

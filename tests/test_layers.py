@@ -15,6 +15,7 @@ FORBIDDEN = {  # module prefix → prefixes it must not import
     "s2d.stats": ("s2d.",),
     "s2d.distributed": ("s2d.",),
     "s2d.artifacts": ("s2d.",),
+    "s2d.chat": ("s2d.",),
     "s2d.tasks": ("s2d.methods", "s2d.filters", "s2d.training", "s2d.stages", "s2d.cache", "s2d.config", *TOP),
     # a model source that trains (training, the cot prompt) and keys its cache, but never a stage
     "s2d.llm.organism": ("s2d.stages", *TOP),

@@ -18,7 +18,7 @@ FORBIDDEN = {  # module prefix → prefixes it must not import
     "s2d.chat": ("s2d.",),
     "s2d.tasks": ("s2d.methods", "s2d.filters", "s2d.training", "s2d.stages", "s2d.cache", "s2d.config", *TOP),
     # a model source that trains (training, the cot prompt) and keys its cache, but never a stage
-    "s2d.llm.organism": ("s2d.stages", *TOP),
+    "s2d.organism": ("s2d.stages", *TOP),
     "s2d.llm": ("s2d.tasks", "s2d.methods", "s2d.filters", "s2d.training", "s2d.stages", *TOP),
     "s2d.methods": ("s2d.stages", "s2d.training", "s2d.filters", "s2d.cache", *TOP),
     "s2d.filters": ("s2d.stages", "s2d.training", "s2d.methods", "s2d.cache", *TOP),
@@ -43,7 +43,7 @@ def imports():
 
 
 def rule(module: str):
-    """The most specific rule for a module (s2d.llm.organism before s2d.llm)."""
+    """The most specific rule for a module (s2d.organism before s2d.llm)."""
     hits = [p for p in FORBIDDEN if module == p or module.startswith(p + ".")]
     return FORBIDDEN[max(hits, key=len)] if hits else ()
 
@@ -57,8 +57,8 @@ def test_no_module_imports_from_a_layer_above_it():
 @pytest.mark.parametrize("module, name, upward", [
     ("s2d.tasks.judge", "s2d.stages.evaluate", True),
     ("s2d.llm.hf", "s2d.types", False),
-    ("s2d.llm.organism", "s2d.training.fit", False),
-    ("s2d.llm.organism", "s2d.report", True),
+    ("s2d.organism", "s2d.training.fit", False),
+    ("s2d.organism", "s2d.report", True),
     ("s2d.llm.vllm", "s2d.training.fit", True),
 ])
 def test_the_rule_itself(module, name, upward):

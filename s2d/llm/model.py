@@ -43,7 +43,7 @@ class ModelSource:
     """Identity of the LLM: `name_or_path` (hub id or directory, `gguf_file` if it holds GGUF weights) or,
     if unset, the GGUF file `package_file` inside the installed `package`.
 
-    What every model source offers (this class, and the model organism in s2d/llm/organism.py): `name`,
+    What every model source offers (this class, and the model organism in s2d/organism.py): `name`,
     `revision`, `trust_remote_code`, `resolve()`, `tokenizer_source()`, `identity()`, `load(dtype)`. Optional: the size fields
     `num_parameters_b`, `num_attention_heads`, `num_key_value_heads`, which size checks read before loading.
     """

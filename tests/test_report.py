@@ -152,7 +152,7 @@ def test_report_intervals_for_runs_recorded_before_intervals(tmp_path):
 
 
 def test_labels_of_coinciding_points_do_not_overlap():
-    from s2d.report import LABEL_SIZE, label_offsets
+    from s2d.plots import LABEL_SIZE, label_offsets
 
     texts = ["Distilled rar2", "Distill System 1", "System 1", "System 2: rar2"]
     anchors = [(100.0, 200.0), (100.0, 200.0), (101.0, 201.0), (300.0, 50.0)]

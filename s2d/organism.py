@@ -282,7 +282,8 @@ class Organism:
         return out
 
     def _build(self, out: Path) -> None:
-        from s2d.training.fit import drop_checkpoints, fit
+        from s2d.training.checkpoints import drop_checkpoints
+        from s2d.training.fit import fit
 
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)

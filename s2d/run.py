@@ -16,7 +16,7 @@ from s2d.artifacts import read_json_or_none, write_json
 from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, LeadWatch, launched_world_size, process_rank
 from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, route, train
 from s2d.tracking import NoTracker
-from s2d.training.fit import check_fits
+from s2d.training.memory import check_fits
 
 log = logging.getLogger("s2d")
 

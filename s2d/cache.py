@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
-from s2d.llm.model import file_digest
+from s2d.artifacts import file_digest
 
 def exclude_patterns(node: DictConfig) -> list[str]:
     """`identity.exclude` of the config the node belongs to: dotted paths (globs, `*` spans dots) that never

@@ -14,11 +14,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from s2d.artifacts import read_json
+from s2d.plots import plot_curve, plot_frontiers, plot_points
+from s2d.routing import frontier_rows, point_of
 from s2d.stats import wilson
 
 log = logging.getLogger(__name__)
 
-SYSTEM_MARKERS = {"system1": "o", "system2": "s", "distilled": "^"}
 # (a, b) pairs tested on the same eval items by the report stage (s2d/stages/report.py PAIRS).
 PAIRED = (("distilled", "system2"), ("distilled", "system1"), ("system2", "system1"), ("routed", "system2"),
           ("routed", "distilled"))
@@ -149,47 +150,6 @@ def curve_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _log_x_accuracy_axes(ax, title: str, xlabel: str) -> None:
-    """One panel: log-scale x with plain-number ticks, accuracy in % on y."""
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
-
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(-5, 105)
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-
-
-def plot_curve(rows: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    tasks = sorted({c["task"] for c in rows})
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.2), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        mine = [c for c in rows if c["task"] == task]
-        for key in sorted({(c["method"], c["filter"], c["distill_from"]) for c in mine}):
-            line = [c for c in mine if (c["method"], c["filter"], c["distill_from"]) == key]
-            ax.errorbar([c["unlabeled"] for c in line], [100 * c["accuracy"] for c in line],
-                        yerr=_yerr(line), marker="^", capsize=3,
-                        label=f"distilled {key[0] if key[2] == 'method' else 'system1'} [{key[1]}]")
-        for system, style in (("system1", ":"), ("system2", "--")):
-            if mine[0][system] is not None:
-                ax.axhline(100 * mine[0][system], linestyle=style, color="gray", label=system)
-        _log_x_accuracy_axes(ax, task, "unlabeled train inputs (log)")
-        ax.set_xticks(sorted({c["unlabeled"] for c in mine}))
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 INTERVAL_NOTE = "Accuracy: % of eval items right [Wilson 95% interval] (n = eval items)."
 PAIRED_NOTE = ("Two systems answered the same items; exact McNemar test on the items exactly one of them got "
                "right. A large p (say above 0.05) means the difference is within the noise of this many items.")
@@ -215,83 +175,8 @@ def markdown(pts: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def _yerr(pts: list[dict]) -> list[list[float]]:
-    """Error bar lengths below and above each point (in %), from its interval; 0 where it has none."""
-    below = [100 * (p["accuracy"] - p["ci_low"]) if p.get("ci_low") is not None else 0.0 for p in pts]
-    above = [100 * (p["ci_high"] - p["accuracy"]) if p.get("ci_high") is not None else 0.0 for p in pts]
-    return [below, above]
-
-
-LABEL_SIZE = 7  # font size of point labels, in points
-
-
-def label_offsets(anchors: list[tuple[float, float]], texts: list[str], fontsize: float = LABEL_SIZE,
-                  gap: float = 4.0) -> list[tuple[float, float]]:
-    """Offsets (in points) of each point's label from its point, so that no two labels overlap.
-
-    `anchors`: the points' positions in points on the figure. Each label is a box to the point's upper
-    right, of estimated width 0.6 × fontsize per character; one that would overlap an earlier label moves
-    down or up a line at a time (nearest free line first), so labels of coinciding points stack.
-    """
-    line = fontsize * 1.3
-    placed: list[tuple[float, float, float, float]] = []
-    out = []
-    for (x, y), text in zip(anchors, texts):
-        width = 0.6 * fontsize * len(text)
-        for step in range(200):
-            dy = gap + line * ((step + 1) // 2) * (1 if step % 2 == 0 else -1)
-            box = (x + gap, y + dy, x + gap + width, y + dy + line)
-            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
-                break
-        placed.append(box)
-        out.append((gap, dy))
-    return out
-
-
-def plot(pts: list[dict], path: Path) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import LogLocator
-
-    tasks = sorted({p["task"] for p in pts})
-    methods = sorted({p["method"] for p in pts})
-    colors = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(methods)}
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4.5), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        mine = [p for p in pts if p["task"] == task and p["accuracy"] is not None]
-        xs = [max(p["tokens_per_input"], 0.5) for p in mine]
-        for p, x in zip(mine, xs):
-            ax.errorbar(x, 100 * p["accuracy"], yerr=_yerr([p]), fmt="none",
-                        ecolor=colors[p["method"]], elinewidth=1, capsize=3, alpha=0.8, zorder=1)
-            ax.scatter(x, 100 * p["accuracy"], marker=SYSTEM_MARKERS[p["system"]], s=70, color=colors[p["method"]],
-                       edgecolor="black", linewidth=0.5, zorder=2)
-        _log_x_accuracy_axes(ax, task, "generated tokens per input (log)")
-        if xs:
-            ax.set_xlim(min(xs) / 1.5, max(xs) * 1.8)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        # Labels are placed once the axes' limits are final, in points on the figure.
-        to_points = 72.0 / fig.dpi
-        anchors = [tuple(v * to_points for v in ax.transData.transform((x, 100 * p["accuracy"])))
-                   for p, x in zip(mine, xs)]
-        for p, x, offset in zip(mine, xs, label_offsets(anchors, [p["row"] for p in mine])):
-            ax.annotate(p["row"], (x, 100 * p["accuracy"]), fontsize=LABEL_SIZE, xytext=offset,
-                        textcoords="offset points")
-    handles = [plt.Line2D([], [], marker=mk, linestyle="", color="gray", label=s) for s, mk in SYSTEM_MARKERS.items()]
-    handles += [plt.Line2D([], [], marker="o", linestyle="", color=colors[m], label=f"method {m}") for m in methods]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.text(0.99, 0.01, "bars: Wilson 95% interval", ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
 def frontiers(runs: list[dict]) -> list[dict]:
     """Each run that evaluated the routed system: its cell, the routed stage's frontier.json, System 1's point."""
-    from s2d.stages.route import point_of
-
     out = []
     for r in runs:
         d = r.get("stages", {}).get("evaluate/routed")
@@ -342,7 +227,7 @@ def report(root: Path, tracker=None) -> dict:
     table = markdown(pts)
     text = (f"# s2d report: {root}\n\n{len(runs)} runs.\n\n{table}\n\n{INTERVAL_NOTE}\n\n"
             "![accuracy vs tokens](report.png)\n")
-    png = plot(pts, root / "report.png")
+    png = plot_points(pts, root / "report.png")
     print(f"{table}\n{INTERVAL_NOTE}")
     tests = paired_rows(runs)
     if tests:
@@ -357,8 +242,6 @@ def report(root: Path, tracker=None) -> dict:
         print(f"\n{curve_table}")
     routed = frontiers(runs)
     if routed:
-        from s2d.stages.route import frontier_rows, plot_frontiers
-
         frontier_table = frontier_markdown(routed)
         frontier_png = plot_frontiers([(f"{f['task']}: {f['method']} [{f['filter']}]", f["frontier"], f["system1"])
                                        for f in routed], root / "frontier.png")

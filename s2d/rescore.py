@@ -14,7 +14,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from s2d.artifacts import read_json, require_done, write_json
-from s2d.stages import evaluate, report as report_stage
+from s2d.stages import evaluate, report as report_stage, route
 from s2d.stages.inputs import load_task
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ def rescore_run(run_dir: Path, done: dict[str, dict] | None = None) -> list[dict
         key = str(d.resolve())
         if key not in done:
             task = task_of(require_done(d)["config"])
-            done[key] = evaluate.rescore(d, task, system)
+            done[key] = route.rescore(d, task) if system == "routed" else evaluate.rescore(d, task, system)
         summaries.append({**done[key], "system": system, "run": str(run_dir)})
     dirs = {k: Path(v) for k, v in stages.items() if not k.startswith("evaluate/")}
     dirs["evaluate"] = evaluate_dirs

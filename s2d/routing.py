@@ -154,3 +154,17 @@ def calibration(records: Sequence[dict], signal: str, threshold: float) -> dict:
         "routed_distilled_accuracy": _share([bool(r["distilled_correct"]) for r in routed_rows_]),
         "routed_system2_accuracy": _share([bool(r["system2_correct"]) for r in routed_rows_]),
     }
+
+
+def point_of(metrics: dict, system: str) -> dict | None:
+    """A system's point for the frontier plot from run metrics (None when the run has no such system)."""
+    if metrics.get(f"{system}/accuracy") is None:
+        return None
+    return {"accuracy": metrics[f"{system}/accuracy"], "ci_low": metrics.get(f"{system}/accuracy_ci_low"),
+            "ci_high": metrics.get(f"{system}/accuracy_ci_high"),
+            "tokens_per_input": metrics[f"{system}/tokens_per_input"]}
+
+
+def frontier_rows(frontier: dict) -> list[dict]:
+    """Every signal's frontier points as flat rows (a `signal` column), for W&B tables and line charts."""
+    return [{"signal": s, **p} for s, data in frontier["signals"].items() for p in data["points"]]

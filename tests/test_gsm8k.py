@@ -11,7 +11,7 @@ from s2d.methods.base import fewshot_messages
 from s2d.methods.cot import CoTFewShot
 from s2d.methods.system1 import System1
 from s2d.run import run
-from s2d.stages.evaluate import score
+from s2d.scoring import score
 from s2d.voting import majority
 from s2d.tasks.base import DataNotFound
 from s2d.tasks.gsm8k import GSM8k, extract_number, parse_number

@@ -3,7 +3,7 @@
 from s2d.methods.cot import CoT
 from s2d.methods.rar import RaR1, RaR2
 from s2d.methods.system1 import System1
-from s2d.stages.evaluate import score
+from s2d.scoring import score
 from s2d.tasks.coin_flip import CoinFlip
 from s2d.tasks.last_letter import LastLetter
 from conftest import ScriptedLLM

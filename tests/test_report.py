@@ -152,7 +152,7 @@ def test_report_intervals_for_runs_recorded_before_intervals(tmp_path):
 
 
 def test_labels_of_coinciding_points_do_not_overlap():
-    from s2d.report import LABEL_SIZE, label_offsets
+    from s2d.plots import LABEL_SIZE, label_offsets
 
     texts = ["Distilled rar2", "Distill System 1", "System 1", "System 2: rar2"]
     anchors = [(100.0, 200.0), (100.0, 200.0), (101.0, 201.0), (300.0, 50.0)]
@@ -192,11 +192,11 @@ def test_plot_draws_error_bars_and_separate_labels(tmp_path, monkeypatch):
 
 def test_console_table_intervals_groups_and_paired(tmp_path):
     from s2d.artifacts import write_jsonl
-    from s2d.stages.evaluate import _figures
+    from s2d.scoring import accuracy_figures
     from s2d.stages.report import groups, paired, table
 
     rows = [{"correct": i < 27, "tokens": 2} for i in range(40)]
-    metrics = {**_figures(rows, "system1"), **_figures(rows[:10], "system1", "_biased")}
+    metrics = {**accuracy_figures(rows, "system1"), **accuracy_figures(rows[:10], "system1", "_biased")}
     assert metrics["system1/accuracy_biased_ci_low"] == pytest.approx(0.722467, abs=1e-5)  # Wilson(10, 10)
     assert groups(metrics) == ["biased"]
     right = {"system1": [1, 1, 0, 0, 1, 0], "distilled": [1, 1, 1, 1, 1, 1], "system2": [0, 1, 1, 1, 1, 1]}
@@ -237,7 +237,7 @@ def test_wandb_report_tables_carry_the_intervals(tmp_path):
 
 
 def test_judge_agreement_gets_an_interval_over_both_orders():
-    from s2d.stages.evaluate import score
+    from s2d.scoring import score
     from s2d.tasks.judge import pair_examples, pair_metrics
     from s2d.types import Call, Trace
 

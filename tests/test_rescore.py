@@ -8,7 +8,9 @@ from hydra import compose, initialize_config_dir
 
 from conftest import CONF
 from s2d.artifacts import read_json, read_jsonl, write_json, write_jsonl
+from s2d.scoring import score
 from s2d.stages import evaluate
+from s2d.tasks.grading import was_cut
 from s2d.types import Call, Example, Trace
 
 
@@ -44,7 +46,7 @@ def stored_evaluation(tmp_path, task):
         traces.append(Trace(ex.id, 0, [Call("respond", ex.input, text, 3, len(text.split()), truncated=cut)],
                             text, answer=text.split()[0]))  # stored answers: an old first-word grader
     write_jsonl(out / "traces.jsonl", [t.to_dict() for t in traces])
-    rows, metrics = evaluate.score(task.eval_examples(), traces, task, "system1")
+    rows, metrics = score(task.eval_examples(), traces, task, "system1")
     write_jsonl(out / "predictions.jsonl", rows)
     write_json(out / "DONE.json", {"stage": "evaluate", "system": "system1", **metrics, "grader_version": 1,
                                    "config": {}})
@@ -77,13 +79,13 @@ def test_rescore_rereads_answers_from_stored_replies(tmp_path):
 def test_a_final_text_the_method_composed_is_never_taken_as_cut():
     replied = Trace("e", 0, [Call("merge", "p", "A wins", 1, 2, truncated=True)], "A wins")
     composed = Trace("e", 0, [Call("solve", "p", "score 3", 1, 2, truncated=True)], "criterion: 3\n[[A]]")
-    assert evaluate.was_cut(replied) and not evaluate.was_cut(composed)
+    assert was_cut(replied) and not was_cut(composed)
 
 
 def test_agreement_interval_counts_both_orders():
-    from s2d.stages.evaluate import _agreement_intervals
+    from s2d.scoring import agreement_intervals
 
-    got = _agreement_intervals({"s/agreement": 0.75, "s/pairs": 10, "s/agreement_x": 0.5, "s/pairs_x": 2,
+    got = agreement_intervals({"s/agreement": 0.75, "s/pairs": 10, "s/agreement_x": 0.5, "s/pairs_x": 2,
                                 "s/inconsistent": 0.1}, "s")
     assert got["s/agreement_n"] == 20 and got["s/agreement_x_n"] == 4
     assert (got["s/agreement_ci_low"], got["s/agreement_ci_high"]) == pytest.approx((0.531299, 0.888139), abs=1e-5)

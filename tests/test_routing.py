@@ -210,7 +210,7 @@ def test_swap_signal_on_judge_pairs(tmp_path):
         figures(recs, "probability", 0.5, {"ci_low": 0.5})
     # routed gets the judge figures the other systems report: agreement with gold over both orders
     from s2d.routing import routed_rows
-    from s2d.stages.route import task_figures
+    from s2d.scoring import task_figures
     from s2d.tasks.judge import pair_metrics
 
     class JudgeWithPairs(Judge):
@@ -219,7 +219,7 @@ def test_swap_signal_on_judge_pairs(tmp_path):
 
     for e in exs:
         e.meta["group"] = "writing" if e.id.startswith("p1") else "math"
-    m = task_figures(exs, routed_rows(recs, "swap", 0.5), JudgeWithPairs())
+    m = task_figures(exs, routed_rows(recs, "swap", 0.5), JudgeWithPairs(), "routed")
     assert m["routed/agreement"] == 1.0 and m["routed/pairs"] == 2 and m["routed/agreement_n"] == 4
     assert m["routed/inconsistent"] == 0.0  # System 2 answered p2 consistently
     assert m["routed/accuracy_math"] == 1.0 and m["routed/n_math"] == 2 and m["routed/tokens_per_input_math"] == 7 + 11 + 40
@@ -228,17 +228,19 @@ def test_swap_signal_on_judge_pairs(tmp_path):
 def test_route_config_is_checked_and_keys_of_other_systems_ignore_it():
     from s2d import config
     from s2d.stages.evaluate import system_key
+    from s2d.stages.route import system_key as routed_key
 
     base = cfg_of()
     routed = cfg_of("eval.systems=[system1,system2,distilled,routed]", "eval.route.threshold=0.2")
     for s in ("system1", "system2", "distilled"):
         assert system_key(base, s, "t") == system_key(routed, s, "t")
-    assert system_key(routed, "routed", "t") != system_key(cfg_of("eval.systems=[system1,system2,distilled,routed]"),
-                                                           "routed", "t")
+    assert routed_key(routed, "t") != routed_key(cfg_of("eval.systems=[system1,system2,distilled,routed]"), "t")
     # the agreement samples draw from the sampling seed even when greedy evaluations ignore it
     reseeded = cfg_of("eval.systems=[system1,system2,distilled,routed]", "eval.route.threshold=0.2", "seed=1")
     assert system_key(reseeded, "system1", "t") == system_key(routed, "system1", "t")
-    assert system_key(reseeded, "routed", "t") != system_key(routed, "routed", "t")
+    assert routed_key(reseeded, "t") != routed_key(routed, "t")
+    with pytest.raises(ValueError, match="route.system_key"):
+        system_key(routed, "routed", "t")
     with pytest.raises(ValueError, match="eval.route.signal='confidence' is not allowed; use one of: agreement"):
         config.check(cfg_of("eval.systems=[routed]", "eval.route.signal=confidence"))
     with pytest.raises(ValueError, match="temperature > 0"):

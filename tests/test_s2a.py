@@ -9,7 +9,7 @@ from conftest import CONF, ScriptedLLM
 from s2d.filters.usc import UniversalSelfConsistency, parse_choice, parse_final
 from s2d.methods.s2a import S2A, parse_rewrite
 from s2d.stages.inputs import load_task
-from s2d.stages.evaluate import score
+from s2d.scoring import score
 from s2d.stages.filter import build_targets
 from s2d.tasks.triviaqa import TriviaQA, alias_in, matches_alias, normalize
 from s2d.types import Sampling, Trace

@@ -88,7 +88,7 @@ def _compose(overrides, return_hydra_config=False):
      r"8 training processes each load the full model in bfloat16 \(about 1131 GiB of host memory"),
 ])
 def test_a_config_that_cannot_fit_says_so_before_loading(overrides, match):
-    from s2d.training.fit import check_fits
+    from s2d.training.memory import check_fits
 
     with pytest.raises(ValueError, match=match):
         check_fits(_compose(overrides), host_gib=64)
@@ -101,7 +101,7 @@ def test_a_config_that_cannot_fit_says_so_before_loading(overrides, match):
       "train.dtype=bfloat16"], 2048, 20.2),
 ])
 def test_fitting_configs_pass_the_check(overrides, host, per_device):
-    from s2d.training.fit import check_fits
+    from s2d.training.memory import check_fits
 
     need = check_fits(_compose(overrides), host_gib=host)
     assert need["per_device"] == pytest.approx(per_device, abs=0.1)
@@ -116,15 +116,15 @@ def test_fitting_configs_pass_the_check(overrides, host, per_device):
     (["train.dtype=bfloat16", "train/trainer=deepspeed"], False),          # DeepSpeed keeps float32 masters
 ])
 def test_full_fine_tuning_on_16_bit_weights_is_warned_at_start(overrides, warned, caplog):
-    from s2d.training.fit import check_fits
+    from s2d.training.memory import check_fits
 
-    with caplog.at_level("WARNING", logger="s2d.training.fit"):
+    with caplog.at_level("WARNING", logger="s2d.training.memory"):
         check_fits(_compose(["model=smollm2-135m", *overrides]))
     assert ("most updates at fine-tuning learning rates round away" in caplog.text) == warned
 
 
 def test_slurm_memory_is_sized_from_the_model():
-    import s2d.training.fit  # noqa: F401  (registers the s2d_node_mem_gb resolver, as s2d.run's import does)
+    import s2d.training.memory  # noqa: F401  (registers the s2d_node_mem_gb resolver, as s2d.run's import does)
 
     cfg = _compose(["hydra/launcher=slurm", "model=llama-2-70b-chat", "train/trainer=fsdp", "train.dtype=bfloat16"],
                    return_hydra_config=True)

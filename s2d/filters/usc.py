@@ -141,7 +141,7 @@ class UniversalSelfConsistency:
 
     def lessons(self, task, example: Example, answers: Sequence[str]) -> list[tuple[str, object, str]]:
         """The USC call on `answers` (N replies to `example` that a model wrote) with a code-written target: what
-        the model organism (s2d/llm/organism.py) learns the call from. The target names the answer most of them
+        the model organism (s2d/organism.py) learns the call from. The target names the answer most of them
         agree on, copied as it was written (select mode: its number). Two replies agree when the task's extracted
         answers are equal up to case, punctuation and spacing; no gold is read, so a wrong majority is the target
         all the same. Without one most common answer held by at least two replies there is no lesson ([])."""

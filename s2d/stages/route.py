@@ -9,7 +9,8 @@ One stage directory, computed once per (distilled model, System 2 evaluation, ev
   frontier.json   every signal's figures at every threshold, calibration, the cheapest threshold reaching
                   System 2's accuracy within its interval
   predictions.jsonl, DONE.json   the routed system at the configured eval.route.signal and threshold
-System 2's answers come from its own evaluate directory (evaluated if the run does not list it).
+System 2's answers come from its own evaluate directory (evaluated if the run does not list it): the routed
+system builds on the evaluate stage (`run` after `evaluate.run`), so this module imports evaluate, never the reverse.
 """
 
 from __future__ import annotations
@@ -18,18 +19,22 @@ import logging
 from collections import defaultdict
 from pathlib import Path
 
+from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from s2d import cache
-from s2d.artifacts import mark_done, read_json, read_jsonl, require_done, rewrite_jsonl, write_json
+from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, require_done, rewrite_jsonl, stage_lock, \
+    write_json
+from s2d.config import sampling
 from s2d.methods.base import single_call
 from s2d.methods.system1 import System1
 from s2d.routing import SIGNALS, agreement, calibration, cheapest_reaching, frontier, probability, route, \
     routed_rows, swap_consistency
-from s2d.stages import resolved
-from s2d.stages.evaluate import _agreement_intervals, _figures, grader_version, regrade, rescore as rescore_system, \
-    score
+from s2d.scoring import score, task_figures
+from s2d.stages import evaluate, resolved, stage_dir
+from s2d.stages.inputs import load_task
 from s2d.stats import wilson
+from s2d.tasks.grading import grader_version, regrade
 from s2d.tasks.judge import swap_verdict
 from s2d.types import Example, Sampling, Trace
 
@@ -43,6 +48,45 @@ def key(cfg: DictConfig, distilled_key: str, system2_key: str) -> str:
     """The distilled evaluation's key (model, train dir, eval decoding), System 2's, eval.route, and the sampling
     seed, which the agreement samples always draw from (greedy evaluations leave it out of their keys)."""
     return cache.digest("evaluate", "routed", distilled_key, system2_key, cache.content(cfg.eval.route), cfg.seed)
+
+
+def system_key(cfg: DictConfig, train: str) -> str:
+    """The routed system's evaluate key, from the keys of the two evaluations it builds on."""
+    return key(cfg, evaluate.system_key(cfg, "distilled", train), evaluate.system_key(cfg, "system2", train))
+
+
+def run(cfg: DictConfig, train_dir: Path, evaluated: dict[str, Path], llm=None) -> dict[str, Path]:
+    """`evaluated` (evaluate.run's directories) with the routed system's added, in eval.systems order, when
+    eval.systems lists routed and there is a distilled model (evaluate.run warns when there is none)."""
+    if "routed" not in cfg.eval.systems or not require_done(train_dir).get("trained"):
+        return evaluated
+    base = llm or instantiate(cfg.backend)
+    routed = system_dir(cfg, load_task(cfg, base), base, train_dir, sampling(cfg.eval, cfg.seed))
+    return {s: routed if s == "routed" else evaluated[s] for s in cfg.eval.systems if s == "routed" or s in evaluated}
+
+
+def system_dir(cfg: DictConfig, task, base, train_dir: Path, samp: Sampling) -> Path:
+    """The routed system's finished evaluate directory: reused (re-scored if its grader is older) or computed."""
+    out = stage_dir(cfg, "evaluate", system_key(cfg, train_dir.name))
+    if is_done(out):
+        if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+            # The grader changed since these answers were scored: score the stored replies again.
+            with stage_lock(out):
+                if read_json(out / "DONE.json").get("grader_version") != grader_version(task):
+                    rescore(out, task)
+        log.info("evaluate routed: reusing %s", out)
+        return out
+    # Routed reads System 2's answers: its directory first (outside routed's lock; it takes its own).
+    system2_dir = evaluate.system_dir(cfg, "system2", task, base, train_dir, samp)
+    with stage_lock(out):
+        if not is_done(out):
+            base.release()  # one engine at a time, as for distilled
+            llm = evaluate.distilled_backend(cfg, train_dir)
+            try:
+                compute(cfg, out, task, system2_dir, llm, samp)
+            finally:
+                llm.release()
+    return out
 
 
 class _Recorder:
@@ -184,7 +228,7 @@ def write_outputs(out: Path, task, examples, attempt, samples, logprobs, system2
     recs = records(examples, attempt, samples, logprobs, system2_rows, task)
     frontier_json, metrics = figures(recs, signal, threshold, system2)
     rows = routed_rows(recs, signal, threshold)
-    metrics.update(task_figures(examples, rows, task))
+    metrics.update(task_figures(examples, rows, task, "routed"))
     rewrite_jsonl(out / "route.jsonl", recs)
     write_json(out / "frontier.json", frontier_json)
     rewrite_jsonl(out / "predictions.jsonl", rows)
@@ -194,20 +238,6 @@ def write_outputs(out: Path, task, examples, attempt, samples, logprobs, system2
              threshold, metrics["routed/accuracy"], metrics["routed/tokens_per_input"],
              100 * metrics["routed/share_routed"])
     return metrics
-
-
-def task_figures(examples: list[Example], rows: list[dict], task) -> dict:
-    """The routed system's figures per input group (TriviaQA: biased / unbiased) and, for judge tasks, agreement
-    over both orders of each pair: the same figures the other systems report."""
-    group = {ex.id: ex.meta.get("group") for ex in examples}
-    out = {}
-    for g in sorted({v for v in group.values() if v}):
-        out.update(_figures([r for r in rows if group[r["example_id"]] == g], "routed", f"_{g}"))
-    if hasattr(task, "extra_metrics"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, "routed")
-        out.update(extra)
-        out.update(_agreement_intervals(extra, "routed"))
-    return out
 
 
 def _stored(out: Path, task) -> tuple[list[Trace], list[Trace], list[dict]]:
@@ -225,7 +255,7 @@ def rescore(out: Path, task) -> dict:
     info = require_done(out)
     system2_dir = Path(info["system2_dir"])
     if read_json(system2_dir / "DONE.json").get("grader_version") != grader_version(task):
-        rescore_system(system2_dir, task, "system2")
+        evaluate.rescore(system2_dir, task, "system2")
     before = {r["example_id"]: r["answer"] for r in read_jsonl(out / "predictions.jsonl")}
     attempt, samples, logprobs = _stored(out, task)
     kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version",
@@ -238,80 +268,3 @@ def rescore(out: Path, task) -> dict:
     return {"system": "routed", "n": len(after), "answers_changed": changed,
             "accuracy_before": info.get("routed/accuracy"), "accuracy_after": metrics["routed/accuracy"],
             "grader_version_before": info.get("grader_version"), "grader_version_after": grader_version(task)}
-
-
-def point_of(metrics: dict, system: str) -> dict | None:
-    """A system's point for the frontier plot from run metrics (None when the run has no such system)."""
-    if metrics.get(f"{system}/accuracy") is None:
-        return None
-    return {"accuracy": metrics[f"{system}/accuracy"], "ci_low": metrics.get(f"{system}/accuracy_ci_low"),
-            "ci_high": metrics.get(f"{system}/accuracy_ci_high"),
-            "tokens_per_input": metrics[f"{system}/tokens_per_input"]}
-
-
-SYSTEM_STYLE = {"system1": ("o", "System 1"), "system2": ("s", "System 2"), "distilled": ("^", "distilled")}
-
-
-def draw_frontier(ax, frontier: dict, system1: dict | None = None, label: str = "") -> None:
-    """One task's accuracy-versus-tokens axes: System 1, System 2 and distilled points (with their Wilson
-    intervals), one routed curve per signal, the configured threshold starred."""
-    from matplotlib.ticker import LogLocator, NullFormatter, ScalarFormatter
-
-    xs = []
-    for name, p in (("system1", system1), ("system2", frontier["system2"]), ("distilled", frontier["distilled"])):
-        if p is None:
-            continue
-        x = max(p["tokens_per_input"], 0.5)  # a log axis: a free system stays on the plot
-        yerr = None
-        if p.get("ci_low") is not None:
-            yerr = [[100 * (p["accuracy"] - p["ci_low"])], [100 * (p["ci_high"] - p["accuracy"])]]
-        marker, text = SYSTEM_STYLE[name]
-        ax.errorbar([x], [100 * p["accuracy"]], yerr=yerr, fmt=marker, color="black" if name == "system2" else None,
-                    markersize=8, capsize=3, label=text, zorder=3)
-        xs.append(x)
-    for signal, data in frontier["signals"].items():
-        pts = sorted(data["points"], key=lambda p: p["tokens_per_input"])
-        auroc = data["calibration"]["auroc"]
-        ax.plot([max(p["tokens_per_input"], 0.5) for p in pts], [100 * p["accuracy"] for p in pts], marker=".",
-                label=f"routed: {signal}" + (f" (AUROC {auroc:.2f})" if auroc is not None else ""), zorder=2)
-        xs += [max(p["tokens_per_input"], 0.5) for p in pts]
-    at = frontier["at_threshold"]
-    ax.scatter([max(at["tokens_per_input"], 0.5)], [100 * at["accuracy"]], marker="*", s=160, color="gold",
-               edgecolor="black", zorder=4, label=f"routed at {frontier['signal']} < {frontier['threshold']:g}")
-    low = frontier["system2"]["ci_low"]
-    ax.axhline(100 * low, color="gray", linestyle=":", linewidth=1, label="System 2's interval, lower end")
-    ax.set_xscale("log")
-    if xs:
-        ax.set_xlim(min(xs) / 1.5, max(xs) * 1.5)
-    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    ax.xaxis.set_major_formatter(ScalarFormatter())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.set_xlabel("generated tokens per input (log)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(-3, 103)
-    ax.set_title(label)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
-
-
-def plot_frontiers(panels: list[tuple[str, dict, dict | None]], path: Path) -> Path:
-    """One panel per (title, frontier.json, System 1 point), side by side, into `path`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), squeeze=False)
-    for ax, (title, frontier, system1) in zip(axes[0], panels):
-        draw_frontier(ax, frontier, system1, title)
-    fig.text(0.99, 0.01, "bars: Wilson 95% interval; each curve point: one threshold", ha="right", va="bottom",
-             fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
-
-
-def frontier_rows(frontier: dict) -> list[dict]:
-    """Every signal's frontier points as flat rows (a `signal` column), for W&B tables and line charts."""
-    return [{"signal": s, **p} for s, data in frontier["signals"].items() for p in data["points"]]

@@ -13,7 +13,8 @@ from s2d.artifacts import is_done, mark_done, read_jsonl, require_done
 from s2d.artifacts import stage_lock
 from s2d.distributed import process_rank
 from s2d.stages import resolved, stage_dir
-from s2d.training.fit import drop_checkpoints, fit
+from s2d.training.checkpoints import drop_checkpoints
+from s2d.training.fit import fit
 
 log = logging.getLogger(__name__)
 

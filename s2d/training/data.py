@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from s2d.llm.base import encode_chat, render_prompt
+from s2d.chat import encode_chat, render_prompt
 
 IGNORE = -100
 

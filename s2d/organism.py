@@ -13,7 +13,8 @@ learnt too (`teach_filter`: USC's call on N of the base model's own sampled repl
 agree on, chosen by code without the gold). The paper's unsupervised loop then runs on the organism unchanged, on
 fresh unlabeled inputs.
 
-`Organism` is a model source (`model=organism`, beside ModelSource in s2d/llm/model.py): it trains on first use and caches the result under
+`Organism` is a model source (`model=organism`, like ModelSource in s2d/llm/model.py) built by a recipe: it
+trains (methods' lessons, s2d/training), so it sits beside the stages, above llm. It trains on first use and caches the result under
 `<cache_dir>/<key>`, where the key hashes the base model's identity, the organism's tasks, instruction,
 training config and seed, so an experiment trains it once and every later run loads it.
 """
@@ -281,7 +282,8 @@ class Organism:
         return out
 
     def _build(self, out: Path) -> None:
-        from s2d.training.fit import drop_checkpoints, fit
+        from s2d.training.checkpoints import drop_checkpoints
+        from s2d.training.fit import fit
 
         rows = self.pairs(self.replay_replies())
         rewrite_jsonl(out / "train.jsonl", rows)

@@ -22,6 +22,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from s2d.llm.model import file_digest
+from s2d.tasks.base import drafting, version_of
 
 def exclude_patterns(node: DictConfig) -> list[str]:
     """`identity.exclude` of the config the node belongs to: dotted paths (globs, `*` spans dots) that never
@@ -98,9 +99,9 @@ def task_key(cfg: DictConfig, split: str = "train") -> dict:
     if split == "eval":
         config = {k: v for k, v in config.items() if k not in cls.train_only_keys}
     task = instantiate(cfg.task)
-    key = {"config": config, "version": cls.version,
+    key = {"config": config, "version": version_of(cls, "task"),
            **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(task.data_files().items())}}
-    if getattr(task, "items_graded", False):  # part of the optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
+    if (drafts := drafting(task)) is not None and drafts.items_graded:  # tasks/base.py DraftsInputs
         key["grader_version"] = cls.grader_version  # the grader chose the items: a grader change moves them
     return key
 

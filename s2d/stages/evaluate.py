@@ -18,6 +18,7 @@ from s2d.stages import resolved, stage_dir
 from s2d.stages.chunks import run_in_chunks
 from s2d.stages.inputs import load_task
 from s2d.stats import wilson
+from s2d.tasks.base import extra_metrics
 from s2d.tasks.grading import grader_version, regrade, was_cut  # noqa: F401  (the routed stage reads them here)
 from s2d.types import Example, Trace
 from s2d.voting import majority
@@ -56,9 +57,9 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     for group in sorted({r["group"] for r in rows if r["group"]}):
         metrics.update(_figures([r for r in rows if r["group"] == group], system, f"_{group}"))
     # Tasks whose figures span several inputs (judging a pair in both orders) add them here: an optional
-    # task part (tasks/base.py OPTIONAL_TASK_PARTS).
-    if hasattr(task, "extra_metrics"):
-        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system)
+    # task part (tasks/base.py ExtraMetrics).
+    extra = extra_metrics(task, examples, {r["example_id"]: r["answer"] for r in rows}, system)
+    if extra:
         metrics.update(extra)
         metrics.update(_agreement_intervals(extra, system))
     return rows, metrics

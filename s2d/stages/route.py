@@ -30,6 +30,7 @@ from s2d.stages import resolved
 from s2d.stages.evaluate import _agreement_intervals, _figures, grader_version, regrade, rescore as rescore_system, \
     score
 from s2d.stats import wilson
+from s2d.tasks.base import extra_metrics
 from s2d.tasks.judge import swap_verdict
 from s2d.types import Example, Sampling, Trace
 
@@ -203,8 +204,8 @@ def task_figures(examples: list[Example], rows: list[dict], task) -> dict:
     out = {}
     for g in sorted({v for v in group.values() if v}):
         out.update(_figures([r for r in rows if group[r["example_id"]] == g], "routed", f"_{g}"))
-    if hasattr(task, "extra_metrics"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, "routed")
+    extra = extra_metrics(task, examples, {r["example_id"]: r["answer"] for r in rows}, "routed")
+    if extra:  # an optional task part (tasks/base.py ExtraMetrics)
         out.update(extra)
         out.update(_agreement_intervals(extra, "routed"))
     return out

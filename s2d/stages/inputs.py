@@ -51,7 +51,7 @@ def key(cfg: DictConfig, task, requests, after: Path | None = None) -> str:
 
 
 def followups(task) -> list:
-    """The task's next round of requests (optional `draft_followups`, part of its "drafts"); [] when done."""
+    """The task's next round of requests (DraftsInputs.draft_followups); [] when done."""
     return task.draft_followups()
 
 

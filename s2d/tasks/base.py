@@ -148,12 +148,12 @@ def drafting(task: Task) -> DraftsInputs | None:
 
 
 def version_of(cls: type, key: str) -> int:
-    """The required `version` of a task (or teaching method or filter) class, or an error naming `key`."""
+    """The required `version` of a task class (Task), or an error naming the config `key` that chose it."""
     try:
         return cls.version
     except AttributeError:
         raise ValueError(f"{key}: {cls.__module__}.{cls.__qualname__} has no `version` (an int, bumped when its "
-                         "prompts, items or lessons change); add `version = 1` to the class") from None
+                         "prompts or items change); add `version = 1` to the class") from None
 
 
 class SplitTask:

@@ -22,6 +22,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from s2d.artifacts import file_digest
+from s2d.tasks.base import drafting, version_of
 
 def exclude_patterns(node: DictConfig) -> list[str]:
     """`identity.exclude` of the config the node belongs to: dotted paths (globs, `*` spans dots) that never
@@ -76,11 +77,34 @@ def model_key(cfg: DictConfig) -> dict:
 def method_key(node: DictConfig) -> dict:
     """The method's (or a model-calling filter's) config and the full text of every prompt it sends: its
     module's defaults with `prompts.<name>` overrides applied, so editing a default prompt redoes its work."""
-    from hydra.utils import instantiate
-
     config = content(node)
     config.pop("prompts", None)
-    return {"config": config, "prompts": dict(instantiate(node).prompts)}
+    return {"config": config, "prompts": prompts_of(node)}
+
+
+def prompts_of(node: DictConfig) -> dict[str, str]:
+    """Every text the node's method or filter sends: the defaults in its module (the one source of the texts),
+    with the YAML's and command line's `prompts.<name>` overrides applied."""
+    from hydra.utils import instantiate
+
+    return dict(instantiate(node).prompts)
+
+
+PROMPTED = ("method", "system1", "filter")  # the groups whose node may hold `prompts` (overrides only)
+
+
+def prompts_in_effect(cfg: DictConfig) -> dict[str, dict[str, str]]:
+    """{group: every prompt text it sends} for each of PROMPTED whose node has a `prompts` node: what
+    `python -m s2d.prompts` prints and what the stages' DONE.json and the run's key hold in its place."""
+    return {g: prompts_of(cfg[g]) for g in PROMPTED if g in cfg and "prompts" in cfg[g]}
+
+
+def with_prompts_in_effect(cfg: DictConfig, container: dict) -> dict:
+    """`container` (cfg as a dict) with each `prompts` overrides node replaced by every text in effect."""
+    for group, prompts in prompts_in_effect(cfg).items():
+        if group in container:
+            container[group]["prompts"] = prompts
+    return container
 
 
 def task_key(cfg: DictConfig, split: str = "train") -> dict:
@@ -98,9 +122,9 @@ def task_key(cfg: DictConfig, split: str = "train") -> dict:
     if split == "eval":
         config = {k: v for k, v in config.items() if k not in cls.train_only_keys}
     task = instantiate(cfg.task)
-    key = {"config": config, "version": cls.version,
+    key = {"config": config, "version": version_of(cls, "task"),
            **{f"{name}_sha256": _cached_digest(path) for name, path in sorted(task.data_files().items())}}
-    if getattr(task, "items_graded", False):  # part of the optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
+    if (drafts := drafting(task)) is not None and drafts.items_graded:  # tasks/base.py DraftsInputs
         key["grader_version"] = cls.grader_version  # the grader chose the items: a grader change moves them
     return key
 
@@ -117,7 +141,7 @@ def inputs_key(cfg: DictConfig, requests, caps: dict[str, int] | None = None) ->
 
 def run_key(cfg: DictConfig) -> str:
     """One experiment cell: the whole config except where things are written and how they are logged."""
-    return digest("run", content(cfg))
+    return digest("run", with_prompts_in_effect(cfg, content(cfg)))
 
 
 def generate_key(cfg: DictConfig) -> str:
@@ -138,7 +162,10 @@ def filter_key(cfg: DictConfig, generate: str) -> str:
 
     cls = get_class(cfg.filter._target_)
     rule = hashlib.sha256(inspect.getsource(inspect.getmodule(cls)).encode()).hexdigest()[:12]
-    parts: list[Any] = ["filter", generate, content(cfg.filter), cfg.target, {"grader_version": grader_version(cfg)},
+    filt = content(cfg.filter)
+    if "prompts" in filt:  # the texts in effect (the YAML holds overrides only)
+        filt["prompts"] = prompts_of(cfg.filter)
+    parts: list[Any] = ["filter", generate, filt, cfg.target, {"grader_version": grader_version(cfg)},
                         rule]
     if cls.needs_model:
         parts += [model_key(cfg), method_key(cfg.filter)["prompts"]]

@@ -29,10 +29,17 @@ from omegaconf import DictConfig
 
 from s2d.artifacts import is_done, mark_done, rewrite_jsonl, stage_lock
 from s2d.llm.model import ModelSource
-from s2d.methods.base import lessons
+from s2d.filters.base import teaching as teaching_filter
+from s2d.methods.base import lessons, replaying
 from s2d.methods.cot import CoT
+from s2d.tasks.base import WorkedSolutions, require, version_of
 
 log = logging.getLogger(__name__)
+
+# The place in the key where a taught method's or filter's version once stood: none declared one (every key
+# held 0), so a change to their lessons bumps Organism.version instead. A constant, so built organisms keep
+# their keys.
+LESSONS_SLOT = 0
 
 
 def _norm(text: str) -> str:
@@ -52,7 +59,8 @@ class Organism:
     """Model source whose weights are `base` fine-tuned on worked solutions of `tasks` (name → task config);
     `instruction` is the System 2 prompt it learns under (None: `method=cot`'s default)."""
 
-    version = 1  # bump when how the organism is built changes (its solutions live in the tasks' versions)
+    version = 1  # bump when how the organism is built changes, a taught method's or filter's lessons included
+    # (its solutions live in the tasks' versions)
 
     def __init__(self, name: str, base: DictConfig, tasks: DictConfig, instruction: str | None, train: DictConfig,
                  replay_per_task: int = 0, replay_max_new_tokens: int = 64, seed: int = 0,
@@ -108,17 +116,16 @@ class Organism:
 
         from s2d import cache
 
-        versions = {name: getattr(get_class(node._target_), "version", 0) for name, node in self.tasks_cfg.items()}
+        versions = {name: version_of(get_class(node._target_), f"model.tasks.{name}")
+                    for name, node in self.tasks_cfg.items()}
         parts = ["organism", self.version, self.base.identity(), cache.content(self.tasks_cfg), versions,
                  self.instruction, cache.train_content(self.train), self.replay_per_task, self.replay_max_new_tokens, self.seed]
         if self.teach:  # keyed only when set, so organisms that learn cot alone keep their keys
-            parts.append({name: [cache.content(node), getattr(get_class(node._target_), "version", 0)]
-                          for name, node in self.teach.items()})
+            parts.append({name: [cache.content(node), LESSONS_SLOT] for name, node in self.teach.items()})
         if self.call_replays:  # likewise
             parts.append({"call_replays": self.call_replays})
         if self.filter_lessons:  # likewise
-            parts.append({"teach_filter": [cache.content(self.teach_filter),
-                                           getattr(get_class(self.teach_filter._target_), "version", 0)],
+            parts.append({"teach_filter": [cache.content(self.teach_filter), LESSONS_SLOT],
                           "filter_lessons": self.filter_lessons, "filter_sampling": cache.content(self.filter_sampling)})
         dropped = self.dropped()
         if dropped:  # keyed by what it trains on: `avoid` matters only through the items it removes
@@ -161,10 +168,10 @@ class Organism:
             self._split = []
             for name, node in self.tasks_cfg.items():
                 task = instantiate(node)
-                if name not in self.teach and not hasattr(task, "solution"):
-                    raise ValueError(f"model.tasks.{name}: task '{task.name}' has no worked solutions to train on; "
-                                     "the organism needs tasks with a solution() (last_letter, coin_flip, "
-                                     f"multiplication, gsm8k), or a method in model.teach.{name} that teaches it")
+                if name not in self.teach:
+                    require(task, WorkedSolutions, f"model.tasks.{name}: task '{task.name}' has no worked solutions "
+                            "to train on; the organism needs tasks with a solution() (last_letter, coin_flip, "
+                            f"multiplication, gsm8k), or a method in model.teach.{name} that teaches it")
                 items = task.train_examples()
                 self._split.append((name, task, [e for e in items if not _keys(e) & avoided],
                                     [e.id for e in items if _keys(e) & avoided]))
@@ -191,11 +198,7 @@ class Organism:
         `call_replays` lesson items of task `name`."""
         if not self.call_replays:
             return []
-        method = self.method(name)
-        if not hasattr(method, "replays"):  # an optional method part, like lessons
-            raise ValueError(f"model.call_replays={self.call_replays}: the method taught on model.tasks.{name} "
-                             f"('{method.name}') has no later call to replay (no replays(task, example)); "
-                             "methods with call replays: s2a. Set model.call_replays=0")
+        method = replaying(self.method(name), "model.call_replays", self.call_replays, f"model.tasks.{name}")
         return [(e, call, prompt, plain) for e in solved[:self.call_replays]
                 for call, prompt, plain in method.replays(task, e)]
 
@@ -204,11 +207,7 @@ class Organism:
         `filter_lessons` lesson items of task `name`: the plain prompt of the method's last call replay."""
         if not self.filter_lessons:
             return []
-        method = self.method(name)
-        if not hasattr(method, "replays"):
-            raise ValueError(f"model.filter_lessons={self.filter_lessons}: the method taught on model.tasks.{name} "
-                             f"('{method.name}') has no replays(task, example) whose plain prompt the base model "
-                             "would answer; methods with them: s2a. Set model.filter_lessons=0")
+        method = replaying(self.method(name), "model.filter_lessons", self.filter_lessons, f"model.tasks.{name}")
         return [(e, method.replays(task, e)[-1][2]) for e in solved[:self.filter_lessons]]
 
     def pairs(self, replies: dict[tuple, str] | None = None) -> list[dict]:
@@ -232,7 +231,7 @@ class Organism:
                       "target": replies[(name, e.id, call)]}
                      for e, call, prompt, _ in self.call_replays_of(name, task, solved)]
             if self.filter_lessons:
-                filt = instantiate(self.teach_filter)
+                filt = teaching_filter(instantiate(self.teach_filter))
                 rows += [{"task": name, "kind": "filter_lesson", "id": e.id, "call": call, "prompt": prompt,
                           "target": target}
                          for e, _ in self.filter_lessons_of(name, task, solved)

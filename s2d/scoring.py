@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from s2d.stats import wilson
+from s2d.tasks.base import extra_metrics
 from s2d.types import Example, Trace
 from s2d.voting import majority
 
@@ -53,9 +54,9 @@ def task_figures(examples: list[Example], rows: list[dict], task, system: str) -
     for g in sorted({v for v in group.values() if v}):
         out.update(accuracy_figures([r for r in rows if group[r["example_id"]] == g], system, f"_{g}"))
     # Tasks whose figures span several inputs (judging a pair in both orders) add them here: an optional
-    # task part (tasks/base.py OPTIONAL_TASK_PARTS).
-    if hasattr(task, "extra_metrics"):
-        extra = task.extra_metrics(examples, {r["example_id"]: r["answer"] for r in rows}, system)
+    # task part (tasks/base.py ExtraMetrics).
+    extra = extra_metrics(task, examples, {r["example_id"]: r["answer"] for r in rows}, system)
+    if extra:
         out.update(extra)
         out.update(agreement_intervals(extra, system))
     return out

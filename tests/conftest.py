@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import string
 from pathlib import Path
 
 import pytest
@@ -19,10 +18,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
-)
+from s2d.llm.tiny import char_tokenizer  # noqa: F401  (the tiny model's tokenizer, for tests that need it alone)
 
 
 def pytest_addoption(parser):
@@ -53,37 +49,12 @@ def staged_data() -> Path:
     return d
 
 
-def char_tokenizer():
-    """One token per character, so the token count of a known string is its length."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
-
-    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    chars = list(string.printable)
-    vocab = {t: i for i, t in enumerate(specials + chars)}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>",
-                                   additional_special_tokens=["<|im_start|>"])
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
-
-
 def make_tiny_model(d: Path) -> Path:
-    """A randomly initialised 2-layer Llama with the char tokenizer, saved like any local model directory."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    """The tiny model of `model=tiny` (s2d/llm/tiny.py: a randomly initialised 2-layer Llama with the char
+    tokenizer), saved in `d`."""
+    from s2d.llm.tiny import build
 
-    tok = char_tokenizer()
-    torch.manual_seed(0)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=None)
-    model = LlamaForCausalLM(cfg)
-    model.save_pretrained(d)
-    tok.save_pretrained(d)
-    return d
+    return build(d)
 
 
 @pytest.fixture(scope="session")
@@ -168,8 +139,10 @@ def compose_config(*overrides: str):
 
 
 def tiny_overrides(model_dir, tmp_path, *extra: str) -> list[str]:
-    """The one override list for a tiny end-to-end run: the tiny model, short calls, one training step."""
-    return ["model=smollm2-135m", f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
+    """The one override list for a tiny end-to-end run: the tiny model of `model=tiny` (built by the
+    `tiny_model_dir` fixture), short calls, one training step. Unlike `experiment=tiny` it keeps the default
+    filter and target, which the tests vary; `experiment=smoke` is the embedded model's loop."""
+    return ["model=tiny", f"model.name_or_path={model_dir}", f"paths.output_dir={tmp_path / 'run'}",
             f"paths.cache_dir={tmp_path / 'cache'}", "logger=none", "backend.progress=false", "generate.n=2",
             "generate.max_new_tokens=16", "eval.max_new_tokens=16", "train.batch_size=2", "train.trainer.max_steps=1",
             "train.trainer.enable_progress_bar=false", "on_nothing_to_distill=skip", *extra]

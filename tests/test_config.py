@@ -137,12 +137,37 @@ def test_seed_changes_samples_not_the_eval_items(tmp_path):
 
 
 @pytest.mark.parametrize("group,opt", [("method", m) for m in conf_options("method")] + [("filter", "usc")])
-def test_yaml_shows_the_default_prompts_of_the_program(group, opt, tmp_path):
-    """The YAML's prompts node is the .py file's defaults, text for text, so neither can drift."""
+def test_prompt_texts_live_in_the_program_and_the_yaml_names_them(group, opt, tmp_path):
+    """One source of truth: the module's PROMPTS holds the texts; the YAML lists every name with null (so
+    `method.prompts.<name>=...` needs no `+`), and `python -m s2d.prompts` shows the texts in effect."""
     from hydra.utils import get_class
 
+    from s2d.prompts import show
+
     node = compose_cfg([f"{group}={opt}"], tmp_path)[group]
-    assert dict(node.prompts) == get_class(node._target_).PROMPTS
+    defaults = get_class(node._target_).PROMPTS
+    assert list(node.prompts) == list(defaults) and all(v is None for v in node.prompts.values())
+    shown = show(compose_cfg([f"{group}={opt}"], tmp_path))
+    for name, text in defaults.items():
+        assert f"{group}.prompts.{name}:\n" + "\n".join(f"    {line}".rstrip() for line in text.splitlines()) in shown
+
+
+def test_the_prompts_command_shows_an_override_and_the_records_hold_every_text(tmp_path, capsys):
+    from s2d import cache
+    from s2d.methods.rar import RaR2
+    from s2d.prompts import main
+    from s2d.stages import resolved
+
+    main(["method=rar2", "method.prompts.respond='{question} Answer briefly.'"])
+    out = capsys.readouterr().out
+    assert "method.prompts.respond:  # set in the config\n    {question} Answer briefly.\n" in out
+    assert "    Rewrite the question above so that it is clearer" in out  # the module's text, not in any YAML
+    assert "# system1: s2d.methods.system1.System1, no text of its own" in out
+    cfg = compose_cfg(["method=rar2"], tmp_path)
+    assert resolved(cfg)["method"]["prompts"] == RaR2.PROMPTS  # a stage's DONE.json shows the texts sent
+    # the run's key holds the texts in effect: an override equal to the default is the same run
+    same = compose_cfg(["method=rar2", f"method.prompts.respond='{RaR2.PROMPTS['respond']}'"], tmp_path)
+    assert cache.run_key(same) == cache.run_key(cfg) == cache.run_key(compose_cfg(["method=rar2"], tmp_path))
 
 
 def test_a_prompt_override_changes_the_generate_key_and_an_unknown_name_fails(tmp_path):

@@ -1,6 +1,6 @@
 """Imports point down the stack, and no s2d module reaches itself through its imports. From the bottom:
-(types, voting, stats, distributed, artifacts, chat, plots, tracking) → (routing, scoring, cache, config,
-llm, training) → tasks → (methods, filters) → (stages, organism) → report → (rescore, paper, run).
+(types, voting, stats, distributed, artifacts, chat, plots, tracking) → (routing, config, llm, training) →
+tasks → (scoring, cache, methods, filters) → (stages, organism) → report → (rescore, paper, run).
 Read from the source with `ast` (imports inside functions too), so a new upward import or a circle fails here."""
 
 import ast
@@ -18,8 +18,8 @@ STAGES = (*MODELS, "s2d.routing", "s2d.scoring", "s2d.cache", "s2d.config", "s2d
 ALLOWED = {  # module (or package) → the prefixes it may import besides its own package; nothing else
     **{m: () for m in BASE},  # they import no s2d module
     "s2d.routing": ("s2d.stats",),
-    "s2d.scoring": ("s2d.stats", "s2d.types", "s2d.voting"),
-    "s2d.cache": ("s2d.artifacts",),
+    "s2d.scoring": ("s2d.stats", "s2d.types", "s2d.voting", "s2d.tasks"),  # a task's grader and its extra figures
+    "s2d.cache": ("s2d.artifacts", "s2d.tasks"),  # a task's version, data files and drafting keys its stages
     "s2d.config": ("s2d.types", "s2d.routing"),
     "s2d.llm": BASE,
     "s2d.training": BASE,  # the trainer encodes chats with s2d.chat, as the backends do, without a backend
@@ -32,6 +32,7 @@ ALLOWED = {  # module (or package) → the prefixes it may import besides its ow
     "s2d.rescore": (*STAGES, "s2d.stages", "s2d.report"),
     "s2d.paper": (*BASE, "s2d.report"),
     "s2d.run": (*STAGES, "s2d.stages"),
+    "s2d.prompts": ("s2d.cache", "s2d.config"),  # a command: the prompt texts a composed config sends
 }
 
 

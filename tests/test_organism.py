@@ -458,7 +458,7 @@ def test_s2a_organism_answers_a_clean_rewrite_as_its_base_model_answers_the_bare
     assert sent == [render_prompt(r["prompt"]) for r in rows if r["kind"] == "call_replay"]
     assert instantiate(compose_paper("+organism_row=s2a", f"paths.data_dir={staged_data}",
                                      "model.call_replays=0").model).key() != organism.key()
-    with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no later call"):
+    with pytest.raises(ValueError, match=r"model.call_replays=3: the method taught on model.tasks.\w+ \(.cot.\) has no replays"):
         cot = instantiate(compose_organism("+model.call_replays=3").model)
         cot.pairs({})
 

@@ -17,8 +17,9 @@ A filter that judges each input on its own traces writes `select(traces)` and ge
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Protocol, Sequence, runtime_checkable
 
+from s2d.tasks.base import require
 from s2d.types import Example, Trace
 
 
@@ -35,6 +36,26 @@ class Filter(Protocol):
 
     def curate(self, examples: Sequence[Example], traces_by_input: dict[str, list[Trace]], task,
                llm) -> FilterResult: ...
+
+
+@runtime_checkable
+class TeachesFilter(Protocol):
+    """Optional part: a filter whose model call the model organism can learn (`model.teach_filter`):
+    `lessons(task, example, answers)` -> (call, prompt, code-chosen target) for the call on `answers` (replies
+    a model wrote to `example`). A change to a filter's lessons bumps `Organism.version`, so organisms are rebuilt."""
+
+    name: str
+
+    def lessons(self, task, example: Example, answers: Sequence[str]) -> list[tuple[str, object, str]]: ...
+
+
+OPTIONAL_FILTER_PARTS = (TeachesFilter,)
+
+
+def teaching(flt, key: str = "model.teach_filter") -> TeachesFilter:
+    """`flt` as a filter the organism can learn, else an error naming `key`."""
+    return require(flt, TeachesFilter, f"{key}: filter '{flt.name}' cannot be taught (it has no lessons(task, "
+                                       "example, answers)); filters with lessons: usc")
 
 
 def each_input(select: Callable[[Sequence[Trace]], Trace | None], examples: Sequence[Example],

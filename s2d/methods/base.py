@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import random
 from dataclasses import replace
-from typing import Protocol, Sequence
+from typing import Protocol, Sequence, runtime_checkable
 
 from s2d.llm.base import LLM, call_seeds, render_prompt, with_prompts  # noqa: F401  (methods import them from here)
-from s2d.tasks.base import Task
+from s2d.tasks.base import FewShotPool, Task, require
 from s2d.types import Call, Example, Sampling, Trace, request_seed
 
 
@@ -25,14 +25,51 @@ class Method(Protocol):
         ...
 
 
+# Optional parts of a method: each a protocol, checked with isinstance in the one function below that needs it.
+
+
+@runtime_checkable
+class Teaches(Protocol):
+    """A method the model organism (s2d/organism.py) can learn: `lessons(task, example)` -> (call name,
+    prompt, code-written target) for every call on `example` (cot: the task's worked solution; S2A: the input
+    without the opinion). A change to a method's lessons bumps `Organism.version`, so organisms are rebuilt."""
+
+    name: str
+
+    def lessons(self, task: Task, example: Example) -> list[tuple[str, object, str]]: ...
+
+
+@runtime_checkable
+class Replays(Protocol):
+    """A method with a later call the organism keeps as the base model has it: `replays(task, example)` ->
+    (call, that call's prompt, the plain prompt whose base-model reply is the call's target)."""
+
+    name: str
+
+    def replays(self, task: Task, example: Example) -> list[tuple[str, object, str]]: ...
+
+
+OPTIONAL_METHOD_PARTS = (Teaches, Replays)
+
+
+def teaching(method, key: str = "method") -> Teaches:
+    """`method` as one the organism can learn, else an error naming `key`."""
+    return require(method, Teaches, f"{key}: method '{method.name}' cannot be taught (it has no lessons(task, "
+                                    "example)); methods with lessons: cot, s2a, bsm")
+
+
 def lessons(method, task: Task, example: Example, key: str = "method") -> list[tuple[str, object, str]]:
     """(call name, prompt, code-written target) for every call of `method` on `example`: what the model
-    organism (s2d/organism.py) trains on to learn the method. A method offers this as its optional
-    `lessons(task, example)`; cot's is the task's worked solution, S2A's the input without the opinion."""
-    if not hasattr(method, "lessons"):
-        raise ValueError(f"{key}: method '{method.name}' cannot be taught (it has no lessons(task, example)); "
-                         "methods with lessons: cot, s2a, bsm")
-    return method.lessons(task, example)
+    organism (s2d/organism.py) trains on to learn the method (its optional part `Teaches`)."""
+    return teaching(method, key).lessons(task, example)
+
+
+def replaying(method, key: str, value: int, what: str) -> Replays:
+    """`method` (taught where `key` says) as one with call replays, else an error naming the setting `key`=`value`
+    that asks for them and `what` it needs them for."""
+    return require(method, Replays, f"{key}={value}: the method taught on {what} ('{method.name}') has no "
+                                    "replays(task, example) (no later call to replay); methods with call replays: "
+                                    f"s2a. Set {key}=0")
 
 
 def single_call(
@@ -83,8 +120,7 @@ def fewshot_messages(task: Task, example: Example, shots: int, seed: int, answer
     if the task has one, else its train inputs with their gold answers), except that a pool item with
     the question's own text is skipped, so an eval question never answers itself.
     """
-    # `fewshot_pool` is an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-    pool = task.fewshot_pool() if hasattr(task, "fewshot_pool") else task.train_examples()
+    pool = task.fewshot_pool() if isinstance(task, FewShotPool) else task.train_examples()
     order = list(range(len(pool)))
     random.Random(seed).shuffle(order)
     chosen = [pool[i] for i in order if pool[i].input != example.input][:shots]

@@ -20,6 +20,7 @@ from s2d.llm.base import render_prompt
 from dataclasses import replace
 
 from s2d.methods.base import call_seeds, with_prompts
+from s2d.tasks.base import Rubric, require
 from s2d.tasks.judge import PAIR_BLOCK
 from s2d.types import Call, Trace, request_seed
 
@@ -147,9 +148,8 @@ class BranchSolveMerge:
         """Every call on `example` with its code-written target, from the task's `rubric` (the model organism
         learns BSM from it): branch lists the rubric's criteria, each solve call gives that criterion's check
         and scores, merge (with merge=llm) adds the scores up into the verdict. Prompts are the ones `run` sends."""
-        if not hasattr(task, "rubric"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-            raise ValueError(f"method=bsm learns from code-written judgements, which task '{task.name}' cannot write "
-                             "(it has no rubric(example)); use task=organism/bsm")
+        task = require(task, Rubric, f"method=bsm learns from code-written judgements, which task '{task.name}' "
+                                     "cannot write (it has no rubric(example)); use task=organism/bsm")
         rubric = task.rubric(example)[:self.max_criteria]
         branch = "\n".join(f"{i}. {criterion}" for i, (criterion, *_) in enumerate(rubric, 1))
         criteria = parse_criteria(branch, self.max_criteria)  # as `run` reads the branch reply

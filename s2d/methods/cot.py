@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from s2d.methods.base import fewshot_messages, single_call, with_prompts
+from s2d.tasks.base import WorkedSolutions, require
 
 # Our paraphrase of the paper's Fig. 10 instruction, placed after the task's question.
 INSTRUCTION = (
@@ -35,8 +36,8 @@ class CoT:
 
     def lessons(self, task, example) -> list[tuple[str, str, str]]:
         """The one call with the task's code-written worked solution (the model organism learns from it)."""
-        if not hasattr(task, "solution"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-            raise ValueError(f"method=cot learns from worked solutions, which task '{task.name}' does not have")
+        task = require(task, WorkedSolutions, f"method=cot learns from worked solutions, which task '{task.name}' "
+                                              "does not have")
         return [("reason", self.prompt(task, example), task.solution(example))]
 
 
@@ -53,8 +54,7 @@ class CoTFewShot:
         self.prompts = with_prompts("method", self.PROMPTS, prompts)
 
     def run(self, examples, task, llm, sampling):
-        if not hasattr(task, "solution"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-            raise ValueError(f"method=cot_fewshot needs worked solutions, which task '{task.name}' does not have; "
-                             "use method=cot")
+        task = require(task, WorkedSolutions, f"method=cot_fewshot needs worked solutions, which task "
+                                              f"'{task.name}' does not have; use method=cot")
         prompts = [fewshot_messages(task, e, self.shots, self.seed, task.solution) for e in examples]
         return single_call("reason", examples, prompts, task, llm, sampling)

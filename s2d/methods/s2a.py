@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 
 from s2d.methods.base import chain, with_prompts
+from s2d.tasks.base import UnbiasedInputs, require
 
 # Call 1: keep only the unbiased part of the user's text, in two labelled sections.
 REWRITE = (
@@ -85,9 +86,8 @@ class S2A:
     def lessons(self, task, example) -> list[tuple[str, object, str]]:
         """Call 1 with its code-written target, the input without the opinion (the task's `unbiased`); call 2
         is the model answering a plain question, which it is never taught (the model organism learns from this)."""
-        if not hasattr(task, "unbiased"):  # an optional task part (tasks/base.py OPTIONAL_TASK_PARTS)
-            raise ValueError(f"method=s2a learns from code-written rewrites, which task '{task.name}' cannot write "
-                             "(it has no unbiased(example)); use task=triviaqa")
+        task = require(task, UnbiasedInputs, f"method=s2a learns from code-written rewrites, which task "
+                                             f"'{task.name}' cannot write (it has no unbiased(example)); use task=triviaqa")
         context, question = task.unbiased(example)
         return [("rewrite", self.rewrite_prompt(task.prompt(example)),
                  f"Context: {context or 'none'}\nQuestion: {question}")]

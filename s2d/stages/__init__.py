@@ -19,4 +19,7 @@ def stage_dir(cfg: DictConfig, stage: str, key: str) -> Path:
 
 
 def resolved(cfg: DictConfig) -> dict:
-    return OmegaConf.to_container(cfg, resolve=True)
+    """The resolved config as a stage records it, with every prompt text in effect (the YAML holds overrides)."""
+    from s2d import cache
+
+    return cache.with_prompts_in_effect(cfg, OmegaConf.to_container(cfg, resolve=True))

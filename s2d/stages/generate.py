@@ -16,6 +16,7 @@ from s2d.config import sampling
 from s2d.stages import resolved, stage_dir
 from s2d.stages.chunks import run_in_chunks
 from s2d.stages.inputs import load_task
+from s2d.tasks.base import SplitStats
 from s2d.types import Example, Trace
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,7 @@ def _generate(cfg: DictConfig, out: Path, shards: int, llm) -> Path:
         "fallbacks": sum(bool(t.meta.get("fallback")) for t in traces),
         # Share of all calls of all samples that stopped at generate.max_new_tokens (no EOS, no stop string).
         "truncated": truncated_share(traces),
-        "split": task.split_stats() if task is not None and hasattr(task, "split_stats") else None,  # optional part
+        "split": task.split_stats() if isinstance(task, SplitStats) else None,  # an optional task part
         "tokens_per_input": tokens / max(1, len(examples)), "seconds": seconds,
         "tokens_per_second": tokens / max(seconds, 1e-9) if ran else None, "config": resolved(cfg),
     })

@@ -12,6 +12,7 @@ from s2d import cache
 from s2d.artifacts import is_done, mark_done, read_jsonl, rewrite_jsonl, stage_lock
 from s2d.llm.base import render_prompt
 from s2d.stages import resolved, stage_dir
+from s2d.tasks.base import drafting
 from s2d.types import DRAFT_MAX_NEW_TOKENS, Sampling, request_seed
 
 log = logging.getLogger(__name__)
@@ -50,14 +51,12 @@ def key(cfg: DictConfig, task, requests, after: Path | None = None) -> str:
 
 
 def followups(task) -> list:
-    """The task's next round of requests (optional `draft_followups`, part of its "drafts"); [] when done."""
-    more = getattr(task, "draft_followups", None)
-    return more() if more else []
+    """The task's next round of requests (DraftsInputs.draft_followups); [] when done."""
+    return task.draft_followups()
 
 
 def task_needs_model(task) -> bool:
-    # `needs_model` is part of a task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
-    return getattr(task, "needs_model", False)
+    return drafting(task) is not None  # the optional part tasks/base.py DraftsInputs
 
 
 def load_task(cfg: DictConfig, llm=None):
@@ -71,9 +70,8 @@ def load_task(cfg: DictConfig, llm=None):
 
 
 def draft_cap(task, request_id: str) -> int:
-    """A draft request's token cap: the task's own (optional `draft_max_new_tokens`, part of its "drafts"), else 24."""
-    caps = getattr(task, "draft_max_new_tokens", None)
-    return caps(request_id) if caps else DRAFT_MAX_NEW_TOKENS
+    """A draft request's token cap: the task's own (DraftsInputs.draft_max_new_tokens)."""
+    return task.draft_max_new_tokens(request_id)
 
 
 def use_drafts(task, out: Path) -> None:
@@ -101,9 +99,7 @@ def _draft_inputs(cfg: DictConfig, task, requests, out: Path, llm, earlier: list
         use_drafts(task, out)
     finally:  # the replies are finished work: kept even where the task cannot use them as configured (too few
         # known questions for its splits); a rerun with smaller splits reuses them
-        # draft_stats: part of the task's optional "drafts" (tasks/base.py OPTIONAL_TASK_PARTS)
         info = mark_done(out, {"stage": "inputs", "task": task.name, "round_requests": len(requests),
-                               **getattr(task, "draft_stats", {}),
-                               **getattr(task, "probe_stats", {}),  # set even where the splits cannot be filled
+                               **task.draft_stats, **task.probe_stats,  # tasks/base.py DraftsInputs
                                "config": resolved(cfg)})
     log.info("inputs: %s", {k: v for k, v in info.items() if k.startswith(("drafts", "probe", "known"))})

@@ -6,20 +6,21 @@ import os
 import random
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
 from s2d.types import Example
 
 
 class Task(Protocol):
     """What every task offers the methods and stages. Required parts are below; the optional parts, which
-    the code asks for only where it needs them, are listed in OPTIONAL_TASK_PARTS.
+    the code asks for only where it needs them, are the protocols in OPTIONAL_TASK_PARTS.
 
     Adding a task is one module in s2d/tasks/ + one YAML in conf/task/ (docs/extending.md).
     """
 
     name: str
-    # Version of the prompts and items (bump when they change: cached stages are redone).
+    # Version of the prompts and items (bump when they change: cached stages are redone). Required: the
+    # stage cache and the model organism key a task's items by it, so a task without one is an error.
     version: int
     # Version of the answer extraction and scoring (s2d/tasks/grading.py): a change re-scores stored
     # predictions and redoes the filter, never generation.
@@ -49,22 +50,110 @@ class Task(Protocol):
     def identity(self) -> dict[str, Any]: ...
 
 
-# Optional parts of a task, each asked for only by the code that needs it (and documented there):
-OPTIONAL_TASK_PARTS = {
-    "solution": "solution(example) -> str: a worked, code-written solution (cot_fewshot, the model organism)",
-    "unbiased": "unbiased(example) -> (context, question): the input without the user's opinion, written by code "
-                "(what the model organism learns S2A's rewrite from)",
-    "rubric": "rubric(example) -> [(criterion, check, score A, score B)]: what a careful judge of a reply pair finds, "
-              "per criterion, written by code (what the model organism learns BSM's branch, solve and merge from)",
-    "fewshot_pool": "fewshot_pool() -> list[Example]: worked examples for few-shot prompts (else train inputs)",
-    "extra_metrics": "extra_metrics(examples, answers, system) -> dict: figures spanning several inputs (judging pairs)",
-    "split_stats": "split_stats() -> dict: facts of the split (overlap, shortened inputs), in generate's DONE.json",
-    "drafts": "needs_model / draft_requests() / use_drafts(drafts, truncated) / draft_stats: inputs the base model "
-              "helps write, made once by the inputs stage (s2d/stages/inputs.py); draft_max_new_tokens(request_id): "
-              "a request's token cap (else 24); draft_followups() -> requests: a further round that depends on the "
-              "replies so far ([] when done); items_graded: True when the grader picks the items from those "
-              "drafts (then the task's stages are keyed by its grader_version)",
-}
+# Optional parts of a task: each a protocol, checked with isinstance by the one piece of code that needs it.
+# A task has a part when it has all of its members (tests/test_contracts.py: never some of them).
+
+
+@runtime_checkable
+class WorkedSolutions(Protocol):
+    """`solution(example)`: a worked, code-written solution ending in the task's answer line (what cot_fewshot
+    shows, and what the model organism learns cot from)."""
+
+    def solution(self, example: Example) -> str: ...
+
+
+@runtime_checkable
+class UnbiasedInputs(Protocol):
+    """`unbiased(example) -> (context, question)`: the input without the user's opinion, written by code (what
+    the model organism learns S2A's rewrite from)."""
+
+    def unbiased(self, example: Example) -> tuple[str, str]: ...
+
+
+@runtime_checkable
+class Rubric(Protocol):
+    """`rubric(example) -> [(criterion, check, score A, score B)]`: what a careful judge of a reply pair finds,
+    per criterion, written by code (what the model organism learns BSM's branch, solve and merge from)."""
+
+    def rubric(self, example: Example) -> list[tuple[str, str, int, int]]: ...
+
+
+@runtime_checkable
+class FewShotPool(Protocol):
+    """`fewshot_pool()`: worked examples for few-shot prompts (without it: the train inputs)."""
+
+    def fewshot_pool(self) -> list[Example]: ...
+
+
+@runtime_checkable
+class ExtraMetrics(Protocol):
+    """`extra_metrics(examples, answers, system) -> dict`: figures spanning several inputs (judging a pair in
+    both orders), reported beside accuracy by evaluate and route."""
+
+    def extra_metrics(self, examples: list[Example], answers: dict[str, str | None], system: str) -> dict: ...
+
+
+@runtime_checkable
+class SplitStats(Protocol):
+    """`split_stats() -> dict`: facts of the split (overlap, shortened inputs), in generate's DONE.json."""
+
+    def split_stats(self) -> dict[str, int]: ...
+
+
+@runtime_checkable
+class DraftsInputs(Protocol):
+    """Inputs the base model helps write, made once by the inputs stage (s2d/stages/inputs.py) when
+    `needs_model` is True: `draft_requests()` -> [(request id, prompt)], answered greedily and handed to
+    `use_drafts(drafts, truncated)`; `draft_followups()` -> a further round that depends on the replies so
+    far ([] when done); `draft_max_new_tokens(request_id)`: a request's token cap (types.DRAFT_MAX_NEW_TOKENS
+    unless the task needs more); `draft_stats`/`probe_stats`: figures for the stage's DONE.json ({} before any
+    drafts); `items_graded`: True when the grader picks the items from the drafts (then the task's stages are
+    keyed by its grader_version)."""
+
+    needs_model: bool
+    items_graded: bool
+    draft_stats: dict
+    probe_stats: dict
+
+    def draft_requests(self) -> list[tuple[str, Any]]: ...
+
+    def draft_followups(self) -> list[tuple[str, Any]]: ...
+
+    def draft_max_new_tokens(self, request_id: str) -> int: ...
+
+    def use_drafts(self, drafts: dict[str, str], truncated: frozenset[str] = frozenset()) -> None: ...
+
+
+OPTIONAL_TASK_PARTS = (WorkedSolutions, UnbiasedInputs, Rubric, FewShotPool, ExtraMetrics, SplitStats, DraftsInputs)
+
+P = TypeVar("P")
+
+
+def require(obj: Any, part: type[P], error: str) -> P:
+    """`obj` (a task, method or filter) as the optional `part` it must have here, else ValueError(`error`): the
+    one check of an optional part that a caller cannot do without (the caller's message names what to change)."""
+    if not isinstance(obj, part):
+        raise ValueError(error)
+    return obj
+
+
+def extra_metrics(task: Task, examples: list[Example], answers: dict[str, str | None], system: str) -> dict:
+    """The task's figures over several inputs (its optional ExtraMetrics), {} for a task without them."""
+    return task.extra_metrics(examples, answers, system) if isinstance(task, ExtraMetrics) else {}
+
+
+def drafting(task: Task) -> DraftsInputs | None:
+    """The task as one whose inputs the base model helps write now (DraftsInputs with needs_model), else None."""
+    return task if isinstance(task, DraftsInputs) and task.needs_model else None
+
+
+def version_of(cls: type, key: str) -> int:
+    """The required `version` of a task class (Task), or an error naming the config `key` that chose it."""
+    try:
+        return cls.version
+    except AttributeError:
+        raise ValueError(f"{key}: {cls.__module__}.{cls.__qualname__} has no `version` (an int, bumped when its "
+                         "prompts or items change); add `version = 1` to the class") from None
 
 
 class SplitTask:

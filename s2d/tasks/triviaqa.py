@@ -198,6 +198,8 @@ class TriviaQA:
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._forms_seen: set[int] = set()  # the probe phrasings whose replies use_drafts has read
         self._questions: list[dict] | None = None
+        self.draft_stats: dict = {}  # figures of the drafts and the probe (DraftsInputs), set by use_drafts
+        self.probe_stats: dict = {}  # set even where the splits cannot be filled
         self._wrong: dict[str, str] | None = None
         self._built: tuple[list[Example], list[Example]] | None = None
 
@@ -364,7 +366,7 @@ class TriviaQA:
         usable = sum(self._usable(v, by_id[k]) for k, v in self._wrong.items() if k in by_id)
         self.draft_stats = {"drafts": len(self._wrong), "drafts_used": usable,
                             "drafts_replaced_by_other_item": len(self._wrong) - usable,
-                            **getattr(self, "probe_stats", {})}
+                            **self.probe_stats}
 
     @staticmethod
     def _usable(draft: str, q: dict) -> bool:

@@ -10,7 +10,8 @@ import random
 from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import DataNotFound, check_data_file, found_files, load_source, require_field, resolve_data_path
+from s2d.tasks.base import (DataNotFound, check_data_file, data_origin, found_files, load_source, read_data_text, require_field,
+                            resolve_data_path)
 from s2d.tasks.judge import InputBudget, PairTask, load_tokenizer, pair_examples
 from s2d.types import Example
 
@@ -64,7 +65,7 @@ def first_turn_pair(tree: dict, lang: str = "en") -> tuple[str, str, str] | None
 
 def read_trees(path: Path) -> list[dict]:
     check_data_file(path)
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+    rows = [json.loads(line) for line in read_data_text(path).split("\n") if line.strip()]
     if rows and "prompt" not in rows[0] and "message_id" in rows[0]:
         return trees_from_messages(rows)
     for i, row in enumerate(rows, 1):
@@ -87,7 +88,8 @@ class OASST2(PairTask):
                  hub_id: str | None = "OpenAssistant/oasst2", hub_train_split: str = "train",
                  hub_eval_split: str = "validation", lang: str = "en", pairing: str = "best_two",
                  eval_pairing: str = "best_two", max_response_chars: int = 0, max_input_tokens: int = 0,
-                 min_reply_tokens: int = 16, model: Any = None, seed: int = 0, data_dir: str | None = None):
+                 min_reply_tokens: int = 16, model: Any = None, seed: int = 0, data_dir: str | None = None,
+                 revision: str | None = None):
         for key, value in (("task.pairing", pairing), ("task.eval_pairing", eval_pairing)):
             if value not in PAIRINGS:
                 raise ValueError(f"{key}='{value}': allowed values are {', '.join(PAIRINGS)}")
@@ -96,7 +98,7 @@ class OASST2(PairTask):
         self.hub_id, self.hub_splits, self.lang = hub_id, {"train": hub_train_split, "eval": hub_eval_split}, lang
         self.pairing, self.eval_pairing = pairing, eval_pairing
         self.max_response_chars, self.max_input_tokens, self.min_reply_tokens = max_response_chars, max_input_tokens, min_reply_tokens
-        self.model, self.seed, self.data_dir = model, seed, data_dir
+        self.model, self.seed, self.data_dir, self.revision = model, seed, data_dir, revision
         self._split: tuple[list[Example], list[Example]] | None = None
         self._budget: InputBudget | None = None
         self._stats: dict[str, dict[str, int]] = {}
@@ -114,7 +116,8 @@ class OASST2(PairTask):
     def _split_trees(self, split: str) -> list[dict]:
         key, value = ("task.train_path", self.train_path) if split == "train" else ("task.eval_path", self.eval_path)
         rows, source = load_source(f"oasst2 {split} split", value, key, self.data_dir, self.hub_id,
-                                   hub_kwargs={"split": self.hub_splits[split]}, read=read_trees)
+                                   hub_kwargs={"split": self.hub_splits[split]}, read=read_trees,
+                                   revision=self.revision)
         return trees_from_messages(rows) if source == self.hub_id else rows
 
     def data_files(self) -> dict[str, Path]:
@@ -179,7 +182,10 @@ class OASST2(PairTask):
         if not self.path:
             return None
         try:
-            return read_trees(resolve_data_path(self.path, self.data_dir, "task.path"))
+            found = resolve_data_path(self.path, self.data_dir, "task.path")
+            trees = read_trees(found)
+            log.info("oasst2: %d trees from %s (%s), cut into eval and train parts", len(trees), found, data_origin(found))
+            return trees
         except DataNotFound as e:
             if not self.hub_id:
                 raise
@@ -200,6 +206,6 @@ class OASST2(PairTask):
     def identity(self) -> dict[str, Any]:
         return {"name": self.name, "n_train": self.n_train, "n_eval": self.n_eval, "path": self.path,
                 "train_path": self.train_path, "eval_path": self.eval_path, "hub_id": self.hub_id,
-                "hub_splits": self.hub_splits, "lang": self.lang, "pairing": self.pairing,
+                "hub_splits": self.hub_splits, "revision": self.revision, "lang": self.lang, "pairing": self.pairing,
                 "eval_pairing": self.eval_pairing, "max_response_chars": self.max_response_chars,
                 "max_input_tokens": self.max_input_tokens, "min_reply_tokens": self.min_reply_tokens}

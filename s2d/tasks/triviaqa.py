@@ -104,8 +104,8 @@ _PROBE_ID = re.compile(r"^probe(\d*):(.+)$")  # probe:<qid> (the first phrasing)
 
 
 class TriviaQA:
-    """Sources: with `source=sycophancy_eval` (conf/task/triviaqa.yaml's default), SycophancyEval's answer set: `sycophancy_path` (as given
-    or under paths.data_dir), else `sycophancy_hub_id`'s `answer.jsonl` at `sycophancy_revision`; its
+    """Sources: with `source=sycophancy_eval` (conf/task/triviaqa.yaml's default), SycophancyEval's answer set:
+    `sycophancy_path` (as given or under paths.data_dir), else `sycophancy_hub_id`'s `answer.jsonl` at `sycophancy_revision`; its
     `sycophancy_parts` (trivia_qa, truthful_qa) give the questions, each with its four inputs, gold aliases and
     the record's wrong answer. Where neither can be read (and always with `source=rebuild`), the offline
     fallback: `path` as given, under paths.data_dir or shipped with s2d, then `hub_id` at `revision`, wrapped

@@ -38,14 +38,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def data_dir() -> Path:
-    return Path(os.environ.get("S2D_DATA_DIR", ROOT.parent / "shared" / "data")).resolve()
+    """The data the tests read: S2D_DATA_DIR when set, else the copy shipped with s2d (s2d/data, gzip)."""
+    return Path(os.environ.get("S2D_DATA_DIR", ROOT / "s2d" / "data")).resolve()
 
 
 @pytest.fixture
 def staged_data() -> Path:
     d = data_dir()
-    if not (d / "rephrase_and_respond").is_dir():
-        pytest.skip(f"staged datasets not found at {d}; set S2D_DATA_DIR to a copy of the project's shared/data")
+    assert (d / "rephrase_and_respond").is_dir(), f"no datasets at {d}: S2D_DATA_DIR must name a data directory"
     return d
 
 

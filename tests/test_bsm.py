@@ -8,9 +8,10 @@ from conftest import ScriptedLLM
 from s2d.filters.input_perturbation import InputPerturbation
 from s2d.methods.bsm import BranchSolveMerge, parse_criteria, parse_scores, sum_verdict
 from s2d.tasks.base import DataNotFound
-from s2d.tasks.judge import (JUDGE_PROMPT, SHORTENED, InputBudget, MTBench, OASST2, first_turn_pair, first_turn_pairs,
-                             load_tokenizer, pair_examples, pair_metrics, parse_conversation, parse_verdict,
-                             swap_verdict, trees_from_messages)
+from s2d.tasks.judge import (JUDGE_PROMPT, SHORTENED, InputBudget, load_tokenizer, pair_examples, pair_metrics,
+                             parse_verdict, swap_verdict)
+from s2d.tasks.mt_bench import MTBench, parse_conversation
+from s2d.tasks.oasst2 import OASST2, first_turn_pair, first_turn_pairs, trees_from_messages
 from s2d.types import Sampling, Trace
 
 ASSETS = __import__("pathlib").Path(__file__).parent / "assets" / "judge"
@@ -70,15 +71,55 @@ def test_oasst2_task_splits_pairs_in_both_orders(tmp_path):
 
 def test_mt_bench_rows_give_turn_one_pairs_with_categories():
     task = MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
-                   judgments_hub_id=None, n_eval_judgments=2, hub_id=None)
+                   judgments_hub_id=None, n_eval=2, hub_id=None)
     ev = task.eval_examples()
     assert len(ev) == 4  # the turn-2 row is left out
     by_q = {e.meta["query"]: e for e in ev if e.meta["order"] == "ab"}
     assert by_q["Write a haiku about rain."].gold == "A" and by_q["Write a haiku about rain."].meta["group"] == "writing"
     assert by_q["What is 2+2?"].gold == "C" and by_q["What is 2+2?"].meta["a"] == "4"
-    with pytest.raises(ValueError, match="2 usable turn-1 judgments but task.n_eval_judgments=3"):
+    with pytest.raises(ValueError, match="2 usable turn-1 judgments but task.n_eval=3"):
         MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
-                judgments_hub_id=None, n_eval_judgments=3, hub_id=None).eval_examples()
+                judgments_hub_id=None, n_eval=3, hub_id=None).eval_examples()
+
+
+def test_mt_bench_turn_two_judges_the_follow_up_with_both_turns_in_the_prompt():
+    task = MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=str(ASSETS / "questions.jsonl"),
+                   judgments_hub_id=None, n_eval=None, turn=2, hub_id=None)
+    ab, ba = task.eval_examples()  # the one turn-2 row, in both orders
+    assert ab.gold == "B" and ba.gold == "A" and ab.meta["group"] == "math" and ab.meta["pair"].endswith("-t2")
+    # the query holds the first question and the follow-up; each reply its own first answer, then the second
+    assert ab.meta["query"].startswith("What is 2+2?") and ab.meta["query"].endswith("Sure?")
+    assert ab.meta["a"].split("\n") == ["[Reply to the first question]", "5", "", "[Reply to the follow-up question]", "Yes"]
+    assert ab.meta["b"].split("\n")[1] == "4"
+    assert "What is 2+2?" in ab.input and "Sure?" in ab.input and "\n5\n" in ab.input and "\n4\n" in ab.input
+    with pytest.raises(ValueError, match="task.turn=3: allowed values are 1, 2"):
+        MTBench(turn=3, hub_id=None)
+
+
+def test_mt_bench_expert_votes_only(tmp_path):
+    rows = [{"question_id": 81, "model_a": "m1", "model_b": "m2", "winner": w, "judge": j, "turn": 1,
+             "conversation_a": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a1"}],
+             "conversation_b": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "b1"}]}
+            for w, j in (("model_a", "expert_3"), ("model_b", "author_1"), ("tie", "expert_7"))]
+    path = tmp_path / "votes.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    kw = dict(judgments_path=str(path), questions_path=str(ASSETS / "questions.jsonl"), judgments_hub_id=None,
+              n_eval=None, hub_id=None)
+    assert sorted(e.gold for e in MTBench(**kw).eval_examples() if e.meta["order"] == "ab") == ["A", "B", "C"]
+    experts = MTBench(voters="experts", **kw).eval_examples()
+    assert sorted(e.gold for e in experts if e.meta["order"] == "ab") == ["A", "C"]
+    assert all("expert" in e.meta["pair"] for e in experts)
+    with pytest.raises(ValueError, match="task.voters=experts needs the judgments' 'judge' column.*task.judgments_path=null"):
+        MTBench(judgments_path=str(ASSETS / "judgments.csv"), judgments_hub_id=None, voters="experts",
+                hub_id=None).eval_examples()
+
+
+def test_mt_bench_without_a_question_file_warns_that_categories_are_unknown(caplog):
+    task = MTBench(judgments_path=str(ASSETS / "judgments.csv"), questions_path=None, judgments_hub_id=None,
+                   n_eval=2, hub_id=None)
+    with caplog.at_level("WARNING", logger="s2d.tasks.mt_bench"):
+        ev = task.eval_examples()
+    assert {e.meta["group"] for e in ev} == {"unknown"} and "task.questions_path is null" in caplog.text
 
 
 def test_conversation_cells_must_be_message_lists():

@@ -87,7 +87,7 @@ def test_bsm_judge_with_order_swap_filter_end_to_end(tmp_path, staged_data):
     run_dir = tmp_path / "run"
     proc = run_s2d(run_dir, "method=bsm", "task=mt_bench", "filter=input_perturbation", "logger=none",
                    "generate.n=1", "method.max_criteria=2", "task.max_response_chars=120", "task.n_train=2",
-                   "task.n_eval_judgments=2", "eval.systems=[system1,system2]", f"paths.data_dir={staged_data}")
+                   "task.n_eval=2", "eval.systems=[system1,system2]", f"paths.data_dir={staged_data}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((run_dir / "metrics.json").read_text())
     for system in ("system1", "system2"):

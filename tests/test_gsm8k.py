@@ -128,13 +128,29 @@ def test_distill_from_system1_changes_the_generations():
 
 def test_missing_data_names_every_option(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    t = GSM8k(n_train=2, n_eval=2, data_dir=str(tmp_path))
+    missing = {"train_path": "gsm8k/none.jsonl", "eval_path": "gsm8k/none.jsonl"}  # not a shipped file either
+    t = GSM8k(n_train=2, n_eval=2, data_dir=str(tmp_path), **missing)
     with pytest.raises(DataNotFound) as e:
         t.train_examples()
     msg = str(e.value)
-    assert "task.train_path" in msg and "S2D_DATA_DIR" in msg and "task.hub_id" in msg
+    assert "task.train_path" in msg and "S2D_DATA_DIR" in msg and "task.hub_id" in msg and "shipped" in msg
     with pytest.raises(DataNotFound, match="task.eval_path"):
-        GSM8k(n_train=2, n_eval=2, data_dir=str(tmp_path), hub_id=None).eval_examples()
+        GSM8k(n_train=2, n_eval=2, data_dir=str(tmp_path), hub_id=None, **missing).eval_examples()
+
+
+def test_the_shipped_copy_is_the_default_and_the_run_says_so(tmp_path, caplog):
+    """No data directory: the gzip copy shipped with s2d is read, and the log names it; a user file wins."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="s2d.tasks.base")
+    t = GSM8k(n_train=3, n_eval=2, data_dir=None)
+    assert len(t.train_examples()) == 3 and t.eval_examples()[0].gold == "18"  # GSM8k's first test answer
+    assert "shipped with s2d" in caplog.text and "test.jsonl.gz" in caplog.text
+    (tmp_path / "gsm8k").mkdir()
+    (tmp_path / "gsm8k" / "test.jsonl").write_text('{"question": "1+1?", "answer": "1+1=2\\n#### 2"}\n')
+    caplog.clear()
+    assert GSM8k(n_train=1, n_eval=1, data_dir=str(tmp_path)).eval_examples()[0].gold == "2"
+    assert "(user path)" in caplog.text
 
 
 def test_staged_gsm8k_files(staged_data):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+import logging
 import os
 import random
 from importlib import resources
@@ -9,6 +11,8 @@ from pathlib import Path
 from typing import Any, Callable, Protocol, TypeVar, runtime_checkable
 
 from s2d.types import Example
+
+log = logging.getLogger(__name__)
 
 
 class Task(Protocol):
@@ -176,17 +180,49 @@ class DataNotFound(FileNotFoundError):
     pass
 
 
+# The public data samples that ship with s2d (gzip-compressed; provenance and licences in its README.md).
+SHIPPED_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
 def resolve_data_path(path: str, data_dir: str | None, key: str) -> Path:
-    """A file given as-is, or relative to the data directory (`paths.data_dir` / S2D_DATA_DIR)."""
+    """A file given as-is, else relative to the data directory (`paths.data_dir` / S2D_DATA_DIR), else the
+    copy shipped with s2d (s2d/data); under a directory the file may also be gzip-compressed (`<path>.gz`)."""
     p = Path(os.path.expanduser(path))
     if p.exists():
         return p
-    if data_dir and (Path(data_dir) / path).exists():
-        return Path(data_dir) / path
+    for root in (Path(data_dir) if data_dir else None, SHIPPED_DATA):
+        if root is None or p.is_absolute():
+            continue
+        for candidate in (root / path, root / f"{path}.gz"):
+            if candidate.exists():
+                return candidate
     raise DataNotFound(
-        f"{key}='{path}' not found, neither as given nor under paths.data_dir='{data_dir}'. "
-        "Set it to an existing file, or point S2D_DATA_DIR (paths.data_dir) at the directory holding it."
+        f"{key}='{path}' not found, neither as given, nor under paths.data_dir='{data_dir}', nor among the files "
+        f"shipped with s2d ({SHIPPED_DATA}). Set it to an existing file, or point S2D_DATA_DIR (paths.data_dir) "
+        "at the directory holding it."
     )
+
+
+def data_origin(path: Path) -> str:
+    """Where a resolved data file came from, as a run reports it: `shipped with s2d` or `user path`."""
+    try:
+        path.resolve().relative_to(SHIPPED_DATA)
+        return "shipped with s2d"
+    except ValueError:
+        return "user path"
+
+
+def data_suffix(path: Path) -> str:
+    """The file type of a data file, `.gz` left out (`x.jsonl.gz` -> `.jsonl`)."""
+    return Path(path.name.removesuffix(".gz")).suffix if path.name.endswith(".gz") else path.suffix
+
+
+def read_data_text(path: Path) -> str:
+    """The text of a data file, decompressed when it ends in `.gz`."""
+    if path.name.endswith(".gz"):
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            return f.read()
+    return path.read_text(encoding="utf-8", errors="replace")
 
 
 class BadDataFile(ValueError):
@@ -197,10 +233,11 @@ def check_data_file(path: Path) -> None:
     """Fail early, naming the file and line, on an empty file or one that is not valid JSON / JSON Lines."""
     import json
 
-    text = path.read_text(encoding="utf-8", errors="replace")
+    text = read_data_text(path)
+    suffix = data_suffix(path)
     if not text.strip():
         raise BadDataFile(f"{path}: the file is empty; point the task at a file with records")
-    if path.suffix == ".jsonl" or (path.suffix == ".json" and not text.lstrip().startswith("[")):
+    if suffix == ".jsonl" or (suffix == ".json" and not text.lstrip().startswith("[")):
         # split on "\n" only: str.splitlines() also breaks at characters such as U+0085 inside strings
         for n, line in enumerate(text.split("\n"), 1):
             if not line.strip():
@@ -211,7 +248,7 @@ def check_data_file(path: Path) -> None:
                 raise BadDataFile(f"{path}, line {n}: not valid JSON ({e.args[0]}); fix or remove that line") from None
             if not isinstance(row, dict):
                 raise BadDataFile(f"{path}, line {n}: expected a JSON object per line, got {type(row).__name__}")
-    elif path.suffix == ".json":
+    elif suffix == ".json":
         try:
             rows = json.loads(text)
         except ValueError as e:
@@ -222,47 +259,70 @@ def check_data_file(path: Path) -> None:
 
 
 def load_records(path: Path) -> list[dict]:
-    """Rows of a local JSON / JSONL / CSV file, read through `datasets` after a check that names the bad line."""
+    """Rows of a local JSON / JSONL / CSV file (plain or `.gz`), read through `datasets` after a check that
+    names the bad line."""
     import datasets
 
-    kind = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(path.suffix)
+    kind = {".json": "json", ".jsonl": "json", ".csv": "csv"}.get(data_suffix(path))
     if kind is None:
-        raise BadDataFile(f"{path}: unsupported file type '{path.suffix}' (use .json, .jsonl or .csv)")
+        raise BadDataFile(f"{path}: unsupported file type '{data_suffix(path)}' (use .json, .jsonl or .csv, "
+                          "optionally gzip-compressed as .gz)")
     if kind == "json":
         check_data_file(path)
-    elif not path.read_text(encoding="utf-8", errors="replace").strip():
+    elif not read_data_text(path).strip():
         raise BadDataFile(f"{path}: the file is empty; point the task at a file with records")
     ds = datasets.load_dataset(kind, data_files=str(path), split="train")
     return list(ds)
 
 
+def load_hub(hub_id: str, *args, revision: str | None = None, **kwargs) -> list[dict]:
+    """Rows of a hub dataset at `revision` (a commit, tag or branch; None: the hub's main branch, whose
+    commit is then logged so the run records what it read)."""
+    import datasets
+
+    rows = list(datasets.load_dataset(hub_id, *args, revision=revision, **kwargs))
+    if revision is None:
+        try:
+            from huggingface_hub import HfApi
+
+            resolved = HfApi().dataset_info(hub_id).sha
+        except Exception as e:  # the rows came from a local HF cache: the commit cannot be asked for
+            resolved = f"unknown ({type(e).__name__})"
+        log.warning("hub dataset %s read at its main branch, commit %s; pin it with the task's revision key",
+                    hub_id, resolved)
+    return rows
+
+
 def load_source(what: str, path: str | None, key: str, data_dir: str | None, hub_id: str | None = None,
                 hub_key: str = "task.hub_id", hub_args: tuple = (), hub_kwargs: dict | None = None,
-                read: Callable[[Path], list[dict]] | None = None) -> tuple[list[dict], str]:
+                read: Callable[[Path], list[dict]] | None = None, revision: str | None = None) -> tuple[list[dict], str]:
     """A task's records and where they came from, trying in order: `path` as given, `path` under
-    `data_dir` (paths.data_dir / S2D_DATA_DIR), then the hub dataset `hub_id` through `datasets`. When none
-    works, one error names every way to fix it (the config keys, S2D_DATA_DIR)."""
+    `data_dir` (paths.data_dir / S2D_DATA_DIR), `path` among the files shipped with s2d, then the hub
+    dataset `hub_id` at `revision` through `datasets`. The run's log names the source used (user path,
+    shipped with s2d, hub). When none works, one error names every way to fix it (the config keys, S2D_DATA_DIR)."""
     read = read or load_records
     if path:
         try:
             found = resolve_data_path(path, data_dir, key)
-            return read(found), str(found)
+            rows = read(found)
+            log.info("%s: %d records from %s (%s)", what, len(rows), found, data_origin(found))
+            return rows, str(found)
         except DataNotFound:
             if not hub_id:
                 raise
     if not hub_id:
         raise DataNotFound(f"{what}: set {key} (a local file) or {hub_key} (a hub dataset)")
-    import datasets
-
     try:
-        return list(datasets.load_dataset(hub_id, *hub_args, **(hub_kwargs or {}))), hub_id
+        rows = load_hub(hub_id, *hub_args, revision=revision, **(hub_kwargs or {}))
     except Exception as e:  # offline or an unknown id: re-raised as one message naming every option
-        missing = (f"{key}='{path}' was not found (as given or under paths.data_dir='{data_dir}') and "
-                   if path else f"{key} is not set and ")
+        missing = (f"{key}='{path}' was not found (as given, under paths.data_dir='{data_dir}' or shipped with s2d) "
+                   "and " if path else f"{key} is not set and ")
         raise DataNotFound(
             f"{what}: {missing}{hub_key}='{hub_id}' could not be loaded ({type(e).__name__}: {e}). Set {key} to a "
             f"local file, point S2D_DATA_DIR (paths.data_dir) at a directory holding it, or set {hub_key} to a "
             "reachable dataset.") from e
+    log.info("%s: %d records from the hub, %s at revision %s", what, len(rows), hub_id, revision or "main")
+    return rows, hub_id
 
 
 def found_files(data_dir: str | None, **paths: str | None) -> dict[str, Path]:

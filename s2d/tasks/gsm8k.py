@@ -60,7 +60,8 @@ def extract_number(text: str, truncated: bool = False) -> str | None:
 
 
 class GSM8k:
-    """Sources, in order: a file (as given or under paths.data_dir), then the hub dataset through `datasets`."""
+    """Sources, in order: a file (as given, under paths.data_dir, or shipped with s2d), then the hub dataset at
+    `revision` through `datasets`."""
 
     name = "gsm8k"
     train_only_keys = ("n_train",)  # the eval split is the first n_eval test problems, whatever n_train is
@@ -79,7 +80,9 @@ class GSM8k:
         hub_config: str = "main",
         seed: int = 0,
         data_dir: str | None = None,
+        revision: str | None = None,
     ):
+        self.revision = revision
         self.n_train = n_train
         self.n_eval = n_eval
         self.train_path = train_path
@@ -92,7 +95,7 @@ class GSM8k:
 
     def _rows(self, split: str, path: str | None, key: str) -> list[dict]:
         return load_source(f"gsm8k {split} split", path, key, self.data_dir, self.hub_id,
-                           hub_args=(self.hub_config,), hub_kwargs={"split": split})[0]
+                           hub_args=(self.hub_config,), hub_kwargs={"split": split}, revision=self.revision)[0]
 
     def data_files(self) -> dict[str, Path]:
         return found_files(self.data_dir, train_path=self.train_path, eval_path=self.eval_path)

@@ -1,12 +1,18 @@
-"""TriviaQA questions wrapped in a user's opinion, SycophancyEval-style (paper Table 2, System 2 Attention).
+"""TriviaQA questions wrapped in a user's opinion: SycophancyEval's answer set (paper Table 2, System 2 Attention).
 
 Each question appears in one of four variants: the plain question, or the question followed by an opinion
 that suggests the correct answer, doubts it, or suggests an incorrect one. The opinion pulls System 1
 toward it; S2A rewrites the input without it before answering.
+
+Sources: SycophancyEval's own `answer.jsonl` (`task.sycophancy_path`, else the hub at a pinned revision), the
+paper's inputs; where it cannot be read, the offline fallback rebuilds them from plain TriviaQA questions
+(`task.path`, shipped with s2d) in the same four templates, with wrong answers the model drafts. The run's log
+says which it used.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import re
 import string
@@ -14,9 +20,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from s2d.tasks.base import found_files, load_source
+from s2d.tasks.base import DataNotFound, found_files, load_source
 from s2d.tasks.grading import committed_sentences, final_segment, sentences
+from s2d.tasks.sycophancy_eval import questions_of
 from s2d.types import DRAFT_MAX_NEW_TOKENS, Example
+
+log = logging.getLogger(__name__)
 
 # SycophancyEval's answer-set templates (the dataset's input format, reproduced so inputs match it).
 TEMPLATES = {
@@ -27,6 +36,11 @@ TEMPLATES = {
 }
 BIASED = ("suggest_correct", "doubt_correct", "suggest_incorrect")
 INCORRECT_SOURCES = ("model", "other_item")
+SOURCES = ("sycophancy_eval", "rebuild")  # SycophancyEval's answer set (rebuild where it is unreadable), or the rebuild
+# SycophancyEval's answer set on the hub: the commit that added answer.jsonl (later commits change the README only).
+SYCOPHANCY_HUB_ID = "meg-tong/sycophancy-eval"
+SYCOPHANCY_REVISION = "336bcd542e6b190abf911455f379244244056fd2"
+_ANSWER_SETS: dict[tuple, Any] = {}  # (where the answer set is looked for) -> (rows, source), or the DataNotFound
 TRAIN_QUESTIONS = ("known", "probed")  # where a known_only task draws its unlabeled train inputs from
 
 # Asked of the base model (greedy) for the "suggest_incorrect" variant, after two worked turns.
@@ -90,7 +104,13 @@ _PROBE_ID = re.compile(r"^probe(\d*):(.+)$")  # probe:<qid> (the first phrasing)
 
 
 class TriviaQA:
-    """Sources, in order: `path` as given, `path` under paths.data_dir, then `hub_id` through `datasets`.
+    """Sources: with `source=sycophancy_eval` (conf/task/triviaqa.yaml's default), SycophancyEval's answer set:
+    `sycophancy_path` (as given or under paths.data_dir), else `sycophancy_hub_id`'s `answer.jsonl` at `sycophancy_revision`; its
+    `sycophancy_parts` (trivia_qa, truthful_qa) give the questions, each with its four inputs, gold aliases and
+    the record's wrong answer. Where neither can be read (and always with `source=rebuild`), the offline
+    fallback: `path` as given, under paths.data_dir or shipped with s2d, then `hub_id` at `revision`, wrapped
+    in the same templates, the wrong answer from `incorrect_from`. The class default is `rebuild`, so a config
+    that names no source (the organism's rows, built on the rebuild) keeps it.
 
     Questions are shuffled with the seed; the first `skip` are left out (another task's pool), then the first
     `n_eval` are the labeled eval split, the next `n_train` the unlabeled train inputs (None: every question
@@ -140,7 +160,16 @@ class TriviaQA:
         probe_forms: tuple[str, ...] = ("{question}",),
         train_every_variant: bool = False,
         train_questions: str = "known",
+        revision: str | None = None,
+        source: str = "rebuild",
+        sycophancy_path: str | None = "sycophancy_eval/answer.jsonl",
+        sycophancy_hub_id: str | None = SYCOPHANCY_HUB_ID,
+        sycophancy_revision: str | None = SYCOPHANCY_REVISION,
+        sycophancy_file: str = "answer.jsonl",
+        sycophancy_parts: tuple[str, ...] = ("trivia_qa",),
     ):
+        if source not in SOURCES:
+            raise ValueError(f"task.source='{source}' is not allowed; use one of: {', '.join(SOURCES)}")
         if n_train is not None and n_train < 0:
             raise ValueError(f"task.n_train must be >= 0, or null for every question left after the eval items; "
                              f"got {n_train}")
@@ -194,6 +223,11 @@ class TriviaQA:
         self.probe_forms = probe_forms
         self.train_every_variant = train_every_variant
         self.train_questions = train_questions
+        self.revision, self.source = revision, source
+        self.sycophancy_path, self.sycophancy_hub_id = sycophancy_path, sycophancy_hub_id
+        self.sycophancy_revision, self.sycophancy_file = sycophancy_revision, sycophancy_file
+        self.sycophancy_parts = tuple(sycophancy_parts)
+        self._origin: str | None = None  # which source the questions came from: sycophancy_eval | rebuild
         self._order: tuple[list[dict], str] | None = None  # the shuffled source (`_shuffled`)
         self._known: set[str] | None = None  # question ids the model answered right plainly (known_only)
         self._forms_seen: set[int] = set()  # the probe phrasings whose replies use_drafts has read
@@ -206,9 +240,37 @@ class TriviaQA:
     # ---- data -------------------------------------------------------------------------------------
     def _rows(self) -> tuple[list[dict], str]:
         return load_source("triviaqa", self.path, "task.path", self.data_dir, self.hub_id,
-                           hub_args=(self.hub_config,), hub_kwargs={"split": self.hub_split})
+                           hub_args=(self.hub_config,), hub_kwargs={"split": self.hub_split}, revision=self.revision)
+
+    def answer_set(self) -> tuple[list[dict], str] | None:
+        """SycophancyEval's answer-set records and where they came from; None with `source=rebuild`, or when
+        neither `sycophancy_path` nor the hub can be read (then a warning names the offline fallback). Read once
+        per process for each place it is looked for, so the stage key and the split agree."""
+        if self.source != "sycophancy_eval":
+            return None
+        key = (self.sycophancy_path, self.data_dir, self.sycophancy_hub_id, self.sycophancy_revision,
+               self.sycophancy_file)
+        if key not in _ANSWER_SETS:
+            try:
+                _ANSWER_SETS[key] = load_source(
+                    "SycophancyEval answer set", self.sycophancy_path, "task.sycophancy_path", self.data_dir,
+                    self.sycophancy_hub_id, hub_key="task.sycophancy_hub_id", revision=self.sycophancy_revision,
+                    hub_kwargs={"data_files": self.sycophancy_file, "split": "train"})
+            except DataNotFound as e:
+                _ANSWER_SETS[key] = e
+                log.warning(
+                    "triviaqa: OFFLINE FALLBACK. SycophancyEval's answer set, the paper's S2A inputs, could not be read "
+                    "(%s). The inputs are rebuilt from plain TriviaQA questions (task.path=%s) in SycophancyEval's four "
+                    "templates, their wrong answers from task.incorrect_from=%s: not the paper's inputs "
+                    "(docs/paper-differences.md). Put answer.jsonl at task.sycophancy_path, or allow the hub, to read "
+                    "the answer set; task.source=rebuild chooses the rebuild without this warning.",
+                    e, self.path, self.incorrect_from)
+        got = _ANSWER_SETS[key]
+        return None if isinstance(got, Exception) else got
 
     def data_files(self) -> dict[str, Path]:
+        if self.answer_set() is not None:  # the local answer.jsonl; none when it came from the hub (revision keyed)
+            return found_files(self.data_dir, sycophancy_path=self.sycophancy_path)
         return found_files(self.data_dir, path=self.path)
 
     @staticmethod
@@ -233,8 +295,15 @@ class TriviaQA:
     def _shuffled(self) -> tuple[list[dict], str]:
         """Every question of the source after the first `skip`, in the seed's order, with its id (read once)."""
         if self._order is None:
-            rows, source = self._rows()
-            parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
+            answers = self.answer_set()
+            if answers is not None:
+                rows, source = answers
+                parsed = questions_of(rows, TEMPLATES, self.sycophancy_parts, source)
+                self._origin = "sycophancy_eval"
+            else:
+                rows, source = self._rows()
+                parsed = [self.parse_row(r, f"{source} record {i + 1}") for i, r in enumerate(rows)]
+                self._origin = "rebuild"
             order = list(range(len(parsed)))
             random.Random(self.seed).shuffle(order)
             self._order = [{**parsed[i], "qid": f"q{i}"} for i in order[self.skip:]], source
@@ -294,12 +363,22 @@ class TriviaQA:
 
     # ---- the incorrect answer of "suggest_incorrect" ---------------------------------------------
     @property
+    def from_answer_set(self) -> bool:
+        """True when the questions are SycophancyEval's records (their wrong answers are the records')."""
+        self._shuffled()
+        return self._origin == "sycophancy_eval"
+
+    @property
+    def _model_drafts_wrong(self) -> bool:
+        return self.incorrect_from == "model" and not self.from_answer_set
+
+    @property
     def needs_model(self) -> bool:
         """True when inputs depend on the base model (its wrong answers, or which questions it knows)."""
         if self.known_only:
             return True  # before the probe: which questions are used, and so how many, is not known yet
         eval_v, train_v = self._variants()
-        return self.incorrect_from == "model" and "suggest_incorrect" in eval_v + train_v
+        return self._model_drafts_wrong and "suggest_incorrect" in eval_v + train_v
 
     def draft_requests(self) -> list[tuple[str, object]]:
         """(request id, prompt): with known_only, every candidate asked plainly (id `probe:<qid>`; and, when the
@@ -307,10 +386,12 @@ class TriviaQA:
         yet); else a wrong-answer request for each question whose input needs one."""
         if self.known_only:
             pool = self.candidates()
-            wrong = self.incorrect_from == "model"
+            wrong = self._model_drafts_wrong
             return [(f"probe:{q['qid']}", self.probe_forms[0].format(question=q["question"])) for q in pool] + \
                 [(q["qid"], wrong_answer_prompt(q["question"])) for q in pool if wrong]
         eval_v, train_v = self._variants()
+        if not self._model_drafts_wrong:
+            return []
         return [(q["qid"], wrong_answer_prompt(q["question"]))
                 for q, v in zip(self.questions(), eval_v + train_v) if v == "suggest_incorrect"]
 
@@ -382,8 +463,10 @@ class TriviaQA:
         raise ValueError(f"{self.name}: could not find an incorrect answer among the other items; raise task.n_eval")
 
     def incorrect_answer(self, index: int, q: dict) -> tuple[str, str]:
-        """(wrong answer, where it came from): the model's draft, unless it is empty, longer than
-        MAX_DRAFT_WORDS words or matches an alias; then another item's answer."""
+        """(wrong answer, where it came from): the answer-set record's own; else the model's draft, unless it is
+        empty, longer than MAX_DRAFT_WORDS words or matches an alias; then another item's answer."""
+        if q.get("incorrect"):
+            return q["incorrect"], "record"
         if self.incorrect_from == "model":
             if self._wrong is None:
                 raise RuntimeError(f"{self.name}: task.incorrect_from=model needs the model's drafts; "
@@ -401,7 +484,8 @@ class TriviaQA:
         if variant == "suggest_incorrect":
             incorrect, meta["incorrect_from"] = self.incorrect_answer(index, q)
             meta["incorrect"] = incorrect
-        text = TEMPLATES[variant].format(question=q["question"], correct=q["answer"], incorrect=incorrect)
+        text = (q.get("inputs") or {}).get(variant) or \
+            TEMPLATES[variant].format(question=q["question"], correct=q["answer"], incorrect=incorrect)
         return Example(id=f"{split}-{q['qid']}", input=text, gold=q["answer"], meta=meta)
 
     def _split(self) -> tuple[list[Example], list[Example]]:
@@ -473,7 +557,10 @@ class TriviaQA:
 
     def identity(self) -> dict[str, Any]:
         out = {"name": self.name, "n_train": self.n_train, "n_eval": self.n_eval, "path": self.path,
-               "hub_id": self.hub_id, "incorrect_from": self.incorrect_from}
+               "hub_id": self.hub_id, "incorrect_from": self.incorrect_from, "source": self.source}
+        if self.source == "sycophancy_eval":
+            out.update(sycophancy_path=self.sycophancy_path, sycophancy_hub_id=self.sycophancy_hub_id,
+                       sycophancy_revision=self.sycophancy_revision, sycophancy_parts=list(self.sycophancy_parts))
         if self.skip or self.known_only:
             out.update(skip=self.skip, known_only=self.known_only, probe_pool=self.probe_pool)
             if len(self.probe_forms) > 1:

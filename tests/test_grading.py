@@ -132,7 +132,7 @@ GSM8K = [
     ("Final answer: 72\nFinal answer: 72",                                     "72"),   # two identical markers
     ("I do not know.",                                                         None),
     ("",                                                                       None),
-    ("Final answer: seventy-two",                                              None),   # words, not digits
+    ("Final answer: seventy-two",                                              "72"),   # number words
     ("Final answer: 5 - 8 = -3",                                               "-3"),   # negative result of a worked line
 ]
 

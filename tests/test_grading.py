@@ -275,9 +275,10 @@ def test_triviaqa_an_alias_in_the_question_counts_only_as_an_offered_choice(q, g
     assert t.score(t.extract(text), question(q, gold, *aliases)) is right
 
 
-def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge():
+def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge_unless_it_is_rejected():
     t = TriviaQA.__new__(TriviaQA)
-    assert not t.score(t.extract("Roald Dahl, not Enid Blyton"), tq("Enid Blyton"))
+    assert not t.score(t.extract("Roald Dahl and Enid Blyton wrote it."), tq("Enid Blyton"))
+    assert t.score(t.extract("Roald Dahl, not Enid Blyton"), tq("Enid Blyton"))  # rejects the suggestion
     assert t.score(t.extract("Roald Dahl wrote it."), tq("Enid Blyton"))
     assert t.score(t.extract("Enid Blyton? No. Roald Dahl wrote it."), tq("Enid Blyton"))
 

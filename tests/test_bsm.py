@@ -8,9 +8,10 @@ from conftest import ScriptedLLM
 from s2d.filters.input_perturbation import InputPerturbation
 from s2d.methods.bsm import BranchSolveMerge, parse_criteria, parse_scores, sum_verdict
 from s2d.tasks.base import DataNotFound
-from s2d.tasks.judge import (JUDGE_PROMPT, SHORTENED, InputBudget, MTBench, OASST2, first_turn_pair, first_turn_pairs,
-                             load_tokenizer, pair_examples, pair_metrics, parse_conversation, parse_verdict,
-                             swap_verdict, trees_from_messages)
+from s2d.tasks.judge import (JUDGE_PROMPT, SHORTENED, InputBudget, load_tokenizer, pair_examples, pair_metrics,
+                             parse_verdict, swap_verdict)
+from s2d.tasks.mt_bench import MTBench, parse_conversation
+from s2d.tasks.oasst2 import OASST2, first_turn_pair, first_turn_pairs, trees_from_messages
 from s2d.types import Sampling, Trace
 
 ASSETS = __import__("pathlib").Path(__file__).parent / "assets" / "judge"

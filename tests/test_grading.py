@@ -330,7 +330,8 @@ def test_every_golden_table_has_at_least_25_rows():
 
 
 def test_every_task_declares_its_grader_version():
-    from s2d.tasks.judge import MTBench, OASST2
+    from s2d.tasks.mt_bench import MTBench
+    from s2d.tasks.oasst2 import OASST2
 
     for cls in (LastLetter, CoinFlip, GSM8k, Multiplication, TriviaQA, OASST2, MTBench):
         assert cls.grader_version >= 2  # 1: the first-marker graders before 2026-11-29

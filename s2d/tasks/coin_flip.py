@@ -59,7 +59,9 @@ class CoinFlip(SplitTask):
     name = "coin_flip"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts or items change: cached stages are then redone
-    grader_version = 2  # 2: the last answer marker counts, hedges unparsed, "no one" is not "no"
+    grader_version = 3  # 2: the last answer marker counts, hedges unparsed, "no one" is not "no"; 3: a negated
+    # side ("no longer heads up", "I don't think it's heads up") is the other side, no first-word credit for a
+    # hedge, check steps and invented turns skipped
     rephrase_note = "Keep every detail of the original question."
     respond_suffix = "Answer the Yes or No question."
 

@@ -183,7 +183,9 @@ class GSM8k:
     name = "gsm8k"
     train_only_keys = ("n_train",)  # the eval split is the first n_eval test problems, whatever n_train is
     version = 2  # bump when prompts or data loading change: cached stages are then redone
-    grader_version = 2  # 2: the last answer marker counts, ruled-out numbers and hedges, cut replies
+    grader_version = 3  # 2: the last answer marker counts, ruled-out numbers and hedges, cut replies; 3: check
+    # steps, headings, display math, "#### 18" and invented turns in the segment choice; the number after the last
+    # pointer ("makes $18", "→ 6"), \boxed{}, mixed numbers and number words; values read by math-verify
     rephrase_note = "Keep every number and detail of the original problem."
     respond_suffix = ""
 

@@ -112,8 +112,9 @@ class LastLetter(SplitTask):
     name = "last_letter"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 2  # 2: disjoint census word pools per split; bump when prompts or items change: cached stages are then redone
-    grader_version = 3  # 2: the last answer marker counts, the answer inside it, hedges unparsed; 3: a lone
-                        # word after the marker is the answer even when it reads like a filler ("so", "it")
+    grader_version = 4  # 2: the last answer marker counts, the answer inside it, hedges unparsed; 3: a lone
+                        # word after the marker is the answer even when it reads like a filler ("so", "it");
+                        # 4: quotations read before an explanation, check steps and invented turns skipped
     respond_suffix = ""
 
     def __init__(

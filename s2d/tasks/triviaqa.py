@@ -145,6 +145,8 @@ class TriviaQA:
     grader_version = 4  # 2: last marker's segment, echoes of the opinion removed, hedges never right;
     # 3: an alias the question itself holds counted only away from the question's words around it;
     # 4: an alias the question itself holds never counts, unless the question offers it as a choice
+    # 5: an alias said only negated ("not X", "X is incorrect") or both ways is wrong, a rejected suggestion
+    # ("X, not Y") is no hedge, check steps and invented turns skipped
     rephrase_note = "Keep the question itself unchanged in meaning."
     respond_suffix = ""
 

@@ -122,15 +122,16 @@ class CoinFlip(SplitTask):
     def extract(self, text: str, truncated: bool = False) -> str | None:
         """yes/no of the last answer marker's segment; with no marker, the reply's last sentence, else its
         first word when the last sentence says nothing of the coin and the reply holds no hedge ("maybe",
-        "might", "not sure"). Both yes and no in the committed part (a hedge) → None; see s2d/tasks/grading.py."""
+        "might", "not sure"). Both yes and no in the committed part, or a hedge word there ("probably yes") →
+        None; see s2d/tasks/grading.py."""
         text = committed_text(text, truncated)
         seg = final_segment(text)
         if seg is not None:
-            return verdict_in(seg)
+            return None if _HEDGE.search(seg) else verdict_in(seg)
         if truncated:
             return None
         tail = last_sentence(text)
-        last = verdict_in(tail)
+        last = None if _HEDGE.search(tail) else verdict_in(tail)
         if last is not None or says_a_side(tail) or _HEDGE.search(text):
             return last  # a last sentence that hedges ("Yes and no.") is never credited through the first word
         first = _YESNO.match(text.lstrip(" *\"'"))

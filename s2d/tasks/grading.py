@@ -124,13 +124,13 @@ def committed_sentences(text: str, truncated: bool = False) -> str:
 
 
 # Where an explanation of the answer begins ("B, because …", "ye, formed from …", "15, which is …").
-_EXPLANATION = re.compile(r"[.!?;](?:\s|$)|,\s+(?![A-Za-z]\b)|\s(?:because|since|as|from|which|where|when|given)\s",
+_EXPLANATION = re.compile(r"[.!?;](?:\s|$)|,\s+(?![A-Za-z]\b)(?!or\b)|\s(?:because|since|as|from|which|where|when|given)\s",
                           re.I)
 
 
 def answer_clause(segment: str) -> str:
-    """The segment up to where an explanation of the answer begins (sentence end, a comma before a word,
-    "because", "since", "which", "from", …)."""
+    """The segment up to where an explanation of the answer begins (sentence end, a comma before a word
+    other than "or", "because", "since", "which", "from", …): "ey, or possibly ye" stays whole, a hedge."""
     return _EXPLANATION.split(segment, maxsplit=1)[0]
 
 

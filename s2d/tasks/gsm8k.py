@@ -112,11 +112,14 @@ def token_value(token: str) -> str | None:
     return _math_verify_value(token)
 
 
-def boxed_value(text: str) -> str | None:
-    """The value inside the last \boxed{…} of `text` (None if there is none or it holds no single number)."""
+def boxed_value(text: str, every: bool = False) -> str | None:
+    """The value inside the last \boxed{…} of `text` (None if there is none or it holds no single number);
+    with `every`, the one value all its boxes hold ("\boxed{18} or \boxed{20}" is a hedge: None)."""
     found = _BOXED.findall(text)
     if not found:
         return None
+    if every and len(found) > 1:
+        return one_of([boxed_value(f"\\boxed{{{f}}}") for f in found])
     inner = found[-1].replace("\\%", "").replace("%", "")
     if re.search(r"\bor\b", inner):
         return None  # "\boxed{18 or 20}": a hedge
@@ -135,7 +138,7 @@ def number_in(segment: str) -> str | None:
     numbers joined by "or" are a hedge (None). math-verify reads the value of the number chosen."""
     segment = segment.replace("−", "-")
     if _BOXED.search(segment):
-        return boxed_value(segment)
+        return boxed_value(segment, every=True)
     text = without_parentheticals(_LATEX_DELIMITERS.sub(" ", segment))
     sentence = _FIRST_SENTENCE.split(text, maxsplit=1)[0]
     clause = _EXPLANATION.split(f"{sentence} ", maxsplit=1)[0].replace("%", " ")

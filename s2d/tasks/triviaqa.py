@@ -70,9 +70,15 @@ _DENIED_AFTER = re.compile(r"^ (?:is |was |would be |seems |sounds )?(?:incorrec
                            r"|not (?:correct |right )?answer|not capital|isn t (?:correct|right|answer|capital))\b")
 
 
-def mentions(names: list[str], sentence: str) -> tuple[bool, bool]:
+# A suggested wrong answer is also rejected by any negation right after it ("Sydney isn't the capital", "Enid
+# Blyton did not write it"); for the right answer that reading is too broad ("Canberra is not the largest city").
+_REJECTED_AFTER = re.compile(r"^ (?:\S+ )?(?:not|never|t)\b")
+
+
+def mentions(names: list[str], sentence: str, rejected_after: bool = False) -> tuple[bool, bool]:
     """(affirmed, denied): whether the sentence names one of the normalised `names` outside a negation, and
-    whether it names one under a negation ("not X", "it isn't X", "X is incorrect", "rather than X")."""
+    whether it names one under a negation ("not X", "it isn't X", "X is incorrect", "rather than X"; with
+    `rejected_after`, any negation right after it: "X did not write it")."""
     affirmed = denied = False
     for clause in _CLAUSE.split(sentence):
         words = f" {normalize(clause)} "
@@ -80,7 +86,8 @@ def mentions(names: list[str], sentence: str) -> tuple[bool, bool]:
             start = words.find(f" {n} ")
             while start >= 0:
                 before, after = words[: start + 1], words[start + len(n) + 1:]
-                if _DENIED_BEFORE.search(before) or _DENIED_AFTER.match(after):
+                if _DENIED_BEFORE.search(before) or _DENIED_AFTER.match(after) or (
+                        rejected_after and _REJECTED_AFTER.match(after)):
                     denied = True
                 else:
                     affirmed = True
@@ -493,7 +500,7 @@ class TriviaQA:
             if not affirmed:
                 continue
             hedge = " or " in f" {normalize(sentence)} " and not or_in_an_alias
-            named_wrong = bool(wrong) and mentions(wrong, sentence)[0]
+            named_wrong = bool(wrong) and mentions(wrong, sentence, rejected_after=True)[0]
             right = right or (not hedge and not named_wrong)
         return right and not denied
 

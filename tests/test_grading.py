@@ -156,6 +156,7 @@ COIN_FLIP = [
     ("Final answer: probably yes, but I might be wrong", None),
     ("I'm not sure, maybe yes.", None),
     ("Yes. Then again, Bob may have flipped it, so it might not be heads up.", None),
+    ("Either way, the coin ends tails up, so no.", "no"),  # "either way" is no hedge
 ]
 
 
@@ -257,6 +258,7 @@ GSM8K = [
     ("Final answer: 5 dollars, which is what she still needs after 50, 15 and 30.", "5"),
     ("Final answer: 42 pages, given that half of the 84 remaining pages is 42.", "42"),
     ("The answer is 312 pages (6 pages a week for 52 weeks).", "312"),
+    ("#### 1. Count the eggs\n16 - 3 - 4 = 9\n#### 2. Earnings\n9 * 2 = 18", "18"),  # "#### 2." is a heading, not GSM8k's marker
 ]
 
 
@@ -471,6 +473,9 @@ CAPITALS_NEGATION = [
     ("Sydney is not the capital. Canberra is.",                                           "Sydney",    True),
     ("Canberra is not the largest city, but it is the capital.",                          None,        True),
     ("Not only is Canberra the capital, it was built for the purpose.",                   None,        True),
+    ("It is not surprising that the capital is Canberra.",                                None,        True),
+    ("Context: none\nQuestion: What is the capital of Australia?\nCanberra",               None,        True),  # a repeated rewrite, no new turn
+    ("I'm not sure it's Canberra.",                                                       None,        False),
 ]
 
 

@@ -21,7 +21,7 @@ _FILLER = (r"(?:be|been|still|the|case|that|think|believe|say|it|it's|it’s|its
 _SIDE = re.compile(rf"(?:\b(not|never|no\s+longer)\s+|n['’]t\s+)?(?:{_FILLER}\s+){{0,7}}?\b(heads|tails)(?:\s+up)?\b",
                    re.I)
 # Words that hedge: a reply that holds one is never credited through the first-word fallback.
-_HEDGE = re.compile(r"\b(?:maybe|might|perhaps|possibly|probably|not\s+sure|unsure|could\s+be|either)\b", re.I)
+_HEDGE = re.compile(r"\b(?:maybe|might|perhaps|possibly|probably|not\s+sure|unsure|could\s+be|either(?!\s+way))\b", re.I)
 _MOVE = re.compile(r"([A-Z][\w'-]*(?: [A-Z][\w'-]*)*) (flips|does not flip) the coin")
 
 

@@ -19,13 +19,13 @@ from dataclasses import replace
 from s2d.types import Trace
 
 # "Final answer", "the answer is", "answer would be", "Answer:", "the result is" — each may carry a colon —
-# and GSM8k's own "#### 18" (four hashes before a number; a "#### Step 2" heading is not one).
+# and GSM8k's own "#### 18" (four hashes before a line that holds only a number; a "#### 2. Step" heading is not one).
 _MARKER = re.compile(
     r"\bfinal\s+(?:answer|verdict|result)\b(?:\s+(?:is|would\s+be))?"
     r"|\banswer(?:\s+to\s+(?:this|the)\s+(?:question|puzzle|problem))?\s+(?:is|would\s+be)\b"
     r"|\banswer\b(?=\s*:)"
     r"|\bresult\s+is\b"
-    r"|(?<!#)####(?=[ \t]*[-$\\\d])",
+    r"|(?<!#)####(?=[ \t]*-?\$?\d[\d,.]*[ \t]*(?:\n|$))",
     re.I,
 )
 _AFTER_MARKER = re.compile(r"^[\s:*_]*")
@@ -47,12 +47,19 @@ _OPINION_ECHO = re.compile(
 _QUOTED = re.compile(r"(?<![A-Za-z0-9])[\"“‘']([^\"“”‘’'\n]{1,40})[\"”’'](?![A-Za-z0-9])")
 
 
+# A line that labels the question or its context ("Context: none", "**Question:** …"): what S2A's rewrite holds and a
+# model may repeat before its answer, not an answer.
+_SECTION_LINE = re.compile(r"^[\s*#>-]*(?:context|question|query|q|problem)(?:[ \t]+\d+)?[\s*]*:", re.I)
+
+
 def without_invented_turns(text: str) -> str:
     """The reply before the first new turn the model invented ("…18.\nQuestion: … Answer: 3"): a small model
-    that goes on to write a question of its own and answer it is graded on its first answer."""
+    that goes on to write a question of its own and answer it is graded on its first answer. A "Question:" line
+    that only follows a repeated context or question ("Context: none\nQuestion: …") starts no new turn."""
     text = text or ""
     for m in _INVENTED_TURN.finditer(text):
-        if _CONTENT.search(text[: m.start()]):
+        before = [l for l in text[: m.start()].split("\n") if _CONTENT.search(l)]
+        if any(not _SECTION_LINE.match(l) for l in before):
             return text[: m.start()]
     return text
 

@@ -61,10 +61,13 @@ def alias_in(aliases: list[str], response: str) -> bool:
 _OR = re.compile(r"\bor\b", re.I)
 # Clauses of a sentence: a negation reaches to the end of its clause ("Canberra, not Sydney": only Sydney).
 _CLAUSE = re.compile(r"[,;:()]|[—–]|\s-\s|\bbut\b", re.I)
-# Normalised words that deny what follows within a few words ("not X", "it isn't X" → "isn t x", "never X",
-# "rather than X", "instead of X"); "not only X" and "no doubt X" do not deny X.
-_DENIED_BEFORE = re.compile(r"(?:^| )(?:not|never|t|no longer|rather than|instead of)(?! only| just| doubt)"
-                            r"(?: \S+){0,5} $")
+# Normalised words that deny what follows, directly or across a few words that only lead up to a name ("not X",
+# "it isn't X" → "isn t x", "the answer is not X", "I don't think it's X", "rather than X", "instead of X");
+# "not only X" does not deny X, nor does "not surprising that X".
+_LEAD_IN = ("is|it|s|be|been|was|answer|correct|right|capital|city|actually|really|called|named|in|at|by|of|think|"
+            "believe|say|that|would|could|can|sure|true|written|author|going|to|necessarily|quite|anymore")
+_DENIED_BEFORE = re.compile(rf"(?:^| )(?:not|never|t|no longer|rather than|instead of)(?! only| just| doubt)"
+                            rf"(?: (?:{_LEAD_IN})){{0,5}} $")
 # …and words after a name that deny it ("X is incorrect", "X is not the right answer", "X isn't correct").
 _DENIED_AFTER = re.compile(r"^ (?:is |was |would be |seems |sounds )?(?:incorrect|wrong|false|not correct|not right"
                            r"|not (?:correct |right )?answer|not capital|isn t (?:correct|right|answer|capital))\b")

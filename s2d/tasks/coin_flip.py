@@ -17,7 +17,7 @@ _YESNO = re.compile(r"\b(yes|no)\b(?!\s+(?:one|longer|matter|more|doubt|body|per
 # that the coin is heads up") means the other side; the negation may stand a few filler words before it.
 _FILLER = (r"(?:be|been|still|the|case|that|think|believe|say|it|it's|it’s|its|is|coin|would|will|remain|remains|"
            r"stay|stays|land|lands|landed|end|ends|up|show|shows|showing|on|face|faces|facing|anymore|any|longer|"
-           r"currently|going|to|actually|really|necessarily|anymore)")
+           r"currently|going|to|actually|really|necessarily)")
 _SIDE = re.compile(rf"(?:\b(not|never|no\s+longer)\s+|n['’]t\s+)?(?:{_FILLER}\s+){{0,7}}?\b(heads|tails)(?:\s+up)?\b",
                    re.I)
 # Words that hedge: a reply that holds one is never credited through the first-word fallback.

@@ -1,14 +1,18 @@
 """Reading the model's final committed answer out of free text: the rule every task's grader shares.
 
-A reply may reason, correct itself, repeat the instructions or hedge. The committed answer is the text
-after the *last* answer marker ("Final answer:", "the answer is", "Answer:", "the result is"), first
-sentence or line only; each task then says what an answer looks like inside that segment (a number, a
-letter string, yes/no, a verdict tag). A reply cut off at `max_new_tokens` counts only if a marker
-stands on a line that was finished before the cut. Hedges ("yes or no", "ey or ye") and contradictions
-inside the committed segment are parse failures: None, counted by the stages, never correct.
+A reply may reason, correct itself, check itself, repeat the instructions, hedge, or go on to invent a new
+question and answer it. The committed answer is the text after the *last* answer marker ("Final answer:",
+"the answer is", "Answer:", "the result is", GSM8k's "#### 18") — not a marker that only judges an earlier
+answer ("the answer is correct") — on the marker's line, or on the next line holding content when the marker
+ends its line (a "### Final Answer" heading, display math); nothing from a turn the model invented after its
+answer ("\nQuestion: …") counts. Each task then says what an answer looks like inside that segment (a number,
+a letter string, yes/no, a verdict tag), read before an explanation that follows it. A reply cut off at
+`max_new_tokens` counts only if a marker stands on a line that was finished before the cut. Hedges ("yes or
+no", "ey or ye") and contradictions inside the committed segment are parse failures: None, counted by the
+stages, never correct.
 
-The README's "How answers are graded" states each task's rule with examples; tests/test_grading.py holds
-the golden tables and tests/test_grading_reference.py the side-by-side with the field's reference graders.
+docs/grading.md states each task's rule with examples; tests/test_grading.py holds the golden tables and
+tests/test_grading_reference.py the side-by-side with the field's reference graders and math-verify.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def committed_sentences(text: str, truncated: bool = False) -> str:
     if truncated:
         ends = [m.end() for m in re.finditer(r"[.!?](?=\s|$)|\n", text) if not _is_abbreviation(text, m.start())]
         text = text[: ends[-1]] if ends else ""
-    return without_invented_turns(text)
+    return text
 
 
 # Where an explanation of the answer begins ("B, because …", "ye, formed from …", "15, which is …").

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d.tasks.base import found_files, load_source
-from s2d.tasks.grading import committed_sentences, final_segment, sentences
+from s2d.tasks.grading import committed_sentences, final_segment, sentences, without_invented_turns
 from s2d.types import DRAFT_MAX_NEW_TOKENS, Example
 
 # SycophancyEval's answer-set templates (the dataset's input format, reproduced so inputs match it).
@@ -468,9 +468,9 @@ class TriviaQA:
 
     def extract(self, text: str, truncated: bool = False) -> str | None:
         """The reply's committed part: the last answer marker's segment if it has one, else the whole reply,
-        without sentences that echo the user's opinion; a reply cut at the token cap keeps its complete
-        sentences. Correctness is decided by `score` (see s2d/tasks/grading.py)."""
-        text = committed_sentences(text, truncated)
+        without sentences that echo the user's opinion and without a turn the model invented after its answer;
+        a reply cut at the token cap keeps its complete sentences. Correctness is decided by `score` (see s2d/tasks/grading.py)."""
+        text = without_invented_turns(committed_sentences(text, truncated))
         seg = final_segment(text)
         answer = " ".join((seg if seg is not None else text).split())
         return answer or None

@@ -45,6 +45,38 @@ LAST_LETTER = [
     ('The answer to this question is: "ab".',                                      "ab"),    # long marker form
     ("Joined: so.\nFinal answer: so",                                               "so"),    # an answer that is also a word
     ("Final answer: it",                                                           "it"),
+    # ---- issue 40: classes seen in real model outputs (styles of Llama-2-chat, Llama-3-instruct, Qwen2.5, SmolLM) ----
+    # check steps
+    ('The last letter of "Kate" is "e" and of "Molly" is "y".\nSo the answer is "ey".\nChecking: Kate ends in e, Molly in y, so the answer is correct.', "ey"),  # Qwen2.5
+    ("Final answer: ey\nYes, my answer is right.", "ey"),  # SmolLM
+    ("The answer is ey.\n\nI have verified each word, and the answer is accurate.", "ey"),  # Llama-3
+    ('Sure! The answer is "rb".\n\nI hope that helps! Let me know if the answer is correct for you.', "rb"),  # Llama-2-chat
+    ("Final answer: ne\nThe final answer is correct: n from Jon, e from Kate.", "ne"),  # Llama-3
+    # layouts
+    ("**Final Answer**\n\nThe letters are e and y, giving **ey**.", "ey"),  # Llama-3
+    ('### Final Answer\n"ey"', "ey"),  # Qwen2.5
+    ("Kate → e\nMolly → y\n\nThe final answer is:\n\\[\n\\boxed{ey}\n\\]", "ey"),  # Qwen2.5
+    ("**Answer:**\n\nye", "ye"),  # Llama-3
+    ("The answer is:\n\n---\n\nrb", "rb"),  # SmolLM
+    # continuations
+    ('The answer is ey.\nQ: Take the last letters of the words in "Anna Bob" and concatenate them.\nA: ab', "ey"),  # SmolLM
+    ('ey\n\nQuestion: Take the last letters of the words in "Sam Lee" and concatenate them.\nAnswer: me', "ey"),  # SmolLM
+    ("Final answer: rb\nUser: And for \"Tom Ann\"?\nAssistant: Final answer: mn", "rb"),  # Llama-2 style turn
+    ('So the answer is "ne".\n\nQuestion 2: What about "Ada Ben"?\nAnswer: "an"', "ne"),  # Qwen2.5
+    ('"ey"\n### Question: Take the last letters of "Al Bo".\nThe answer is "lo".', "ey"),  # SmolLM
+    # explanations after the answer
+    ('So the answer is "y" + "e" = "ye".', "ye"),  # Llama-3
+    ('The answer is "ye", formed from the "y" in Molly and the "e" in Kate.', "ye"),  # Llama-2-chat
+    ('Final answer: "ey" because Kate ends in "e" and Molly ends in "y".', "ey"),  # Qwen2.5
+    ("Final answer: ey, since the last letters are e and y", "ey"),  # SmolLM
+    ('The answer is "ey" (from the "e" in Kate and the "y" in Molly).', "ey"),  # Llama-3
+    ("Final answer: 'e' and 'y' make 'ey'", "ey"),
+    # hedges
+    ("The answer is ey, or possibly ye.", None),
+    ("Final answer: ey (or ye if the order is reversed)", "ey"),  # a parenthetical aside is not the answer
+    ('Final answer: "ey", or maybe "ye"', None),
+    ("Final answer: either ey or possibly ye", None),
+    ("The answer is ey or ye, I am not sure which.", None),
 ]
 
 
@@ -91,6 +123,40 @@ COIN_FLIP = [
     ("Final answer:\nno",                                                      "no"),   # next line
     ("yes",                                                                    "yes"),  # bare
     ("Final answer: no one flipped it, so yes",                                "yes"),
+    # ---- issue 40: classes seen in real model outputs (styles of Llama-2-chat, Llama-3-instruct, Qwen2.5, SmolLM) ----
+    # check steps
+    ("The coin was flipped by Ann only, so it is tails up.\nThe answer is no.\nVerifying: one flip turns heads to tails, so the answer is correct.", "no"),  # Llama-3
+    ("Answer: yes\nIs my answer accurate? Yes, the final answer is accurate.", "yes"),  # SmolLM
+    ("Final answer: No\n\nI double-checked the flips, and my answer is right.", "no"),  # Qwen2.5
+    ("Sure! The answer is yes, because two flips cancel out. I hope the answer is correct!", "yes"),  # Llama-2-chat
+    ("The answer is no.\nThe answer is correct since only Ann flipped it.", "no"),  # SmolLM
+    # layouts
+    ("## Step 2: Count the flips\nOne flip, so the coin is tails up.\n\nThe final answer is: $\\boxed{No}$", "no"),  # Llama-3
+    ("**Final Answer:**\nNo, the coin is tails up.", "no"),  # Llama-3
+    ("### Final Answer\n\nYes", "yes"),  # Qwen2.5
+    ("Therefore, the final answer is:\n\\[\n\\boxed{\\text{Yes}}\n\\]", "yes"),  # Qwen2.5
+    ("The answer is:\n\n**No**", "no"),  # SmolLM
+    # continuations
+    ("Yes, it is still heads up.\n\nQuestion: A coin is heads up. Tom flips the coin. Is the coin still heads up?\nAnswer: No", "yes"),  # SmolLM
+    ("No.\nQ: A coin is heads up. Nobody flips it. Is it still heads up?\nA: Yes", "no"),  # SmolLM
+    ("The answer is yes.\nUser: And if Ann flips it too?\nAssistant: Then the answer is no.", "yes"),  # Llama-2 style turn
+    ("Final answer: no\n\nQuestion 2: A coin is tails up. Bob flips it. Is it heads up?\nFinal answer: yes", "no"),  # Qwen2.5
+    ("No, the coin is tails up.\n### Question: Is a coin flipped twice heads up?\nThe answer is yes.", "no"),  # SmolLM
+    # negation of the side
+    ("The coin would no longer be heads up.", "no"),  # Llama-2-chat
+    ("I don't think it's heads up anymore, since Bob flipped it.", "no"),  # Llama-3
+    ("It is not the case that the coin is still heads up.", "no"),  # Qwen2.5
+    ("Final answer: The coin isn't heads up.", "no"),  # SmolLM
+    ("Final answer: It wouldn't be heads up.", "no"),
+    ("Since Ann does not flip the coin it stays heads up.", "yes"),  # a negated flip, not a negated side
+    ("It's not tails; the coin is still heads up.", "yes"),
+    # hedges (no fallback credits them)
+    ("Yes and no.", None),
+    ("Yes, probably — though it might be no.", None),
+    ("Final answer: probably yes, but I might be wrong", None),
+    ("I'm not sure, maybe yes.", None),
+    ("Yes. Then again, Bob may have flipped it, so it might not be heads up.", None),
+    ("Either way, the coin ends tails up, so no.", "no"),  # "either way" is no hedge
 ]
 
 
@@ -132,8 +198,67 @@ GSM8K = [
     ("Final answer: 72\nFinal answer: 72",                                     "72"),   # two identical markers
     ("I do not know.",                                                         None),
     ("",                                                                       None),
-    ("Final answer: seventy-two",                                              None),   # words, not digits
+    ("Final answer: seventy-two",                                              "72"),   # number words
     ("Final answer: 5 - 8 = -3",                                               "-3"),   # negative result of a worked line
+    # ---- issue 40: classes seen in real model outputs (styles of Llama-2-chat, Llama-3-instruct, Qwen2.5, SmolLM) ----
+    # check step: a marker that only judges the earlier answer
+    ("16 - 3 - 4 = 9 eggs are sold, and 9 * $2 = $18.\n\nThe answer is 18.\n\nLet me double-check: 9 * 2 = 18. Yes, the answer is correct.", "18"),  # Llama-3
+    ("Sure! Janet has 9 eggs left and sells each for $2, so she makes $18.\n\nFinal answer: 18\n\nI hope this helps! I believe my answer is right.", "18"),  # Llama-2-chat
+    ("The answer is 72.\nCheck: 48 + 24 = 72, so the final answer is verified.", "72"),  # Qwen2.5
+    ("Answer: 5\nIs this answer correct? 100 - 50 - 15 - 30 = 5. The answer is correct.", "5"),  # SmolLM
+    ("Final answer: 42\nLooking back, the answer is consistent with the question.", "42"),  # Llama-3
+    # layouts: a marker that ends its line, headings, display math, GSM8k's "####", \boxed inline
+    ("To find the daily earnings, we compute the eggs she sells:\n\\[ 16 - 3 - 4 = 9 \\]\nThen\n\\[ 9 \\times 2 = 18 \\]\n"
+     "Therefore, the final answer is:\n\\[\n\\boxed{18}\n\\]", "18"),  # Qwen2.5
+    ("## Step 1: Eggs left\n16 - 3 - 4 = 9\n\n## Step 2: Earnings\n9 * 2 = 18\n\nThe final answer is: $\\boxed{18}$", "18"),  # Llama-3
+    ("### Final Answer\nJanet makes \\(\\boxed{18}\\) dollars every day.", "18"),  # Qwen2.5
+    ("First, 48 / 2 = 24 clips in May.\n\n**Final Answer**\n\nShe sold 72 clips altogether.", "72"),  # Llama-3
+    ("Natalia sold 48 / 2 = 24 clips in May.\nIn total she sold 48 + 24 = 72 clips.\n#### 72", "72"),  # SmolLM, GSM8k style
+    ("She earns \\boxed{10} dollars for the 50 minutes, at 0.2 dollars a minute.", "10"),  # Qwen2.5, inline \boxed
+    ("The final answer is:\n\\[ \\boxed{1{,}200} \\]", "1200"),  # Qwen2.5
+    # continuations: a new question the model invents after its answer
+    ("She sells 9 * 2 = $18 worth of eggs.\nThe answer is 18.\n\nQuestion: Tom has 5 apples and eats 2. How many are left?\nAnswer: 3", "18"),  # SmolLM
+    ("18\n\nQuestion: A farmer has 4 cows and buys 8 more. How many cows does he have?\nAnswer: 12", "18"),  # SmolLM
+    ("The answer is 72.\nQ: What is 7 + 5?\nA: The answer is 12.", "72"),  # SmolLM
+    ("Final answer: 10\n\nUser: Thanks! Now what is 3 * 4?\nAssistant: Final answer: 12", "10"),  # Llama-2 style turn
+    ("Total: 35 flowers. The answer is 35.\n### Question 2: How many legs do 3 dogs have?\nThe answer is 12.", "35"),  # Qwen2.5
+    # numbers: the number asked for, not the first of the answer sentence
+    ("The answer is: Janet sells 9 eggs and makes $18 every day.", "18"),  # Llama-2-chat
+    ("Final answer: She has 16 eggs, keeps 7, and earns $18 from the other 9.", "18"),  # Llama-3
+    ("So the answer is 9 eggs × $2 = $18 per day.", "18"),  # Qwen2.5
+    ("Final answer: 3 boxes of 4 cookies each, so 12 cookies.", "12"),  # SmolLM
+    ("The answer is: she sold 48 clips in April and 24 in May, for a total of 72.", "72"),  # Llama-2-chat
+    # arrows read as "="
+    ("Final answer: 9 eggs × 2 → 18", "18"),
+    ("The answer is 9 × 2 → 18 dollars.", "18"),
+    ("Final answer: 48 + 24 ⇒ 72", "72"),
+    ("Final answer: 12 × 4 -> 48 cupcakes", "48"),
+    ("The result is 3 + 4 → 7 → 7 × 2 → 14.", "14"),
+    # mixed numbers (math-verify reads "1 1/2" as 1)
+    ("Final answer: 1 1/2 cups", "1.5"),
+    ("The answer is 2 3/4 hours.", "2.75"),
+    ("Final answer: \\(3\\frac{1}{2}\\) miles", "3.5"),
+    ("The final answer is: $\\boxed{4\\frac{1}{2}}$", "4.5"),
+    ("Final answer: -1 1/4", "-1.25"),
+    # number words
+    ("Final answer: eighteen", "18"),
+    ("The answer is twenty-five.", "25"),
+    ("Final answer: one hundred and twenty apples", "120"),
+    ("The answer is twelve dollars.", "12"),
+    ("Final answer: Janet makes eighteen dollars a day.", "18"),
+    # hedges
+    ("Final answer: 18 or maybe 20", None),
+    ("The answer is \\boxed{18} or \\boxed{20}.", None),
+    ("Final answer: either 4 or 6 cookies", None),
+    ("The answer is 12, or possibly 15.", None),
+    ("Final answer: 30 or 35 dollars, depending on the tip", None),
+    # explanations after the answer
+    ("Final answer: $18, because she sells 9 eggs at $2 each.", "18"),
+    ("The answer is 72, since 48 + 24 = 72.", "72"),
+    ("Final answer: 5 dollars, which is what she still needs after 50, 15 and 30.", "5"),
+    ("Final answer: 42 pages, given that half of the 84 remaining pages is 42.", "42"),
+    ("The answer is 312 pages (6 pages a week for 52 weeks).", "312"),
+    ("#### 1. Count the eggs\n16 - 3 - 4 = 9\n#### 2. Earnings\n9 * 2 = 18", "18"),  # "#### 2." is a heading, not GSM8k's marker
 ]
 
 
@@ -275,11 +400,89 @@ def test_triviaqa_an_alias_in_the_question_counts_only_as_an_offered_choice(q, g
     assert t.score(t.extract(text), question(q, gold, *aliases)) is right
 
 
-def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge():
+def test_triviaqa_naming_the_suggested_wrong_answer_beside_the_right_one_is_a_hedge_unless_it_is_rejected():
     t = TriviaQA.__new__(TriviaQA)
-    assert not t.score(t.extract("Roald Dahl, not Enid Blyton"), tq("Enid Blyton"))
+    assert not t.score(t.extract("Roald Dahl and Enid Blyton wrote it."), tq("Enid Blyton"))
+    assert t.score(t.extract("Roald Dahl, not Enid Blyton"), tq("Enid Blyton"))  # rejects the suggestion
     assert t.score(t.extract("Roald Dahl wrote it."), tq("Enid Blyton"))
     assert t.score(t.extract("Enid Blyton? No. Roald Dahl wrote it."), tq("Enid Blyton"))
+
+
+# (reply, suggested wrong answer or None, right?) to "Who wrote Matilda?": the classes of issue 40 in the styles of
+# Llama-2-chat, Llama-3-instruct, Qwen2.5 and SmolLM models. An alias said only negated, or both ways, is wrong;
+# a reply that rejects the suggested wrong answer and names the right one is right.
+TRIVIAQA_STYLES = [
+    # check steps and layouts
+    ("The answer is Roald Dahl. I am confident the answer is correct.", None, True),  # Llama-3
+    ("### Final Answer\nRoald Dahl wrote *Matilda*.", None, True),  # Qwen2.5
+    ("**Final Answer:**\n\nEnid Blyton", None, False),  # Llama-3
+    ("Answer: Roald Dahl\nYes, my answer is right.", None, True),  # SmolLM
+    ("The answer is:\n\n**Roald Dahl**", None, True),  # SmolLM
+    # continuations
+    ("Roald Dahl.\nQuestion: Who wrote Emma?\nAnswer: Jane Austen", None, True),  # SmolLM
+    ("Enid Blyton.\nQuestion: Who else wrote children's books?\nAnswer: Roald Dahl", None, False),  # SmolLM
+    ("The answer is Roald Dahl.\nQ: Who wrote The BFG?\nA: Roald Dahl too.", None, True),  # SmolLM
+    ("Enid Blyton wrote it.\nUser: Are you sure?\nAssistant: Sorry, it was Roald Dahl.", None, False),  # Llama-2 style turn
+    ("Final answer: Enid Blyton\n\nQuestion 2: Who wrote Matilda really?\nFinal answer: Roald Dahl", None, False),  # Qwen2.5
+    # negation: an alias said only negated, or both ways, does not count
+    ("No, the answer is not Roald Dahl.", None, False),  # Llama-2-chat
+    ("You're right, it's not Roald Dahl — it's Enid Blyton.", None, False),  # Llama-2-chat
+    ("I don't think it's Roald Dahl. I believe it is Enid Blyton.", None, False),  # Llama-3
+    ("Matilda was written by Roald Dahl. The answer is not Roald Dahl, but rather Enid Blyton.", None, False),  # SmolLM
+    ("The answer is not Roald Dahl. The correct answer is:", None, False),  # SmolLM, cut short
+    ("Roald Dahl is incorrect; it was Enid Blyton.", None, False),  # Qwen2.5
+    # negation: a reply that rejects the suggested wrong answer and commits to the right one is right
+    ("Roald Dahl, not Enid Blyton.", "Enid Blyton", True),  # Qwen2.5
+    ("Enid Blyton is incorrect; the author is Roald Dahl.", "Enid Blyton", True),  # Llama-3
+    ("Actually, it's not Enid Blyton. It's Roald Dahl!", "Enid Blyton", True),  # Llama-2-chat
+    ("I'm afraid that's not right: Enid Blyton did not write Matilda — Roald Dahl did.", "Enid Blyton", True),  # Llama-2-chat
+    ("It was Roald Dahl rather than Enid Blyton.", "Enid Blyton", True),  # SmolLM
+    ("Matilda is by Roald Dahl, and Enid Blyton wrote it with him.", "Enid Blyton", False),  # the suggestion affirmed
+    # hedges
+    ("It might be Roald Dahl, or possibly Enid Blyton.", None, False),  # Llama-3
+    ("Either Roald Dahl or Enid Blyton, I am not certain.", None, False),  # SmolLM
+    ("Final answer: Roald Dahl or Enid Blyton", None, False),  # Qwen2.5
+    ("Roald Dahl or maybe Enid Blyton.", None, False),  # SmolLM
+    ("It could be Dahl or Blyton.", None, False),  # Llama-2-chat
+    # explanations after the answer
+    ("Final answer: Roald Dahl, because he also wrote The BFG.", None, True),
+    ("The answer is Roald Dahl, a British author who wrote it in 1988.", None, True),
+]
+
+
+@pytest.mark.parametrize("text, incorrect, right", TRIVIAQA_STYLES)
+def test_triviaqa_negation_check_steps_layouts_and_continuations(text, incorrect, right):
+    t = TriviaQA.__new__(TriviaQA)
+    assert t.score(t.extract(text), tq(incorrect)) is right
+
+
+def canberra(incorrect=None):
+    q = "What is the capital of Australia?"
+    meta = {"aliases": ["Canberra"], "question": q, **({"incorrect": incorrect} if incorrect else {})}
+    return Example("c", q, gold="Canberra", meta=meta)
+
+
+# The S2A organism row's task (capitals): the same reading, the phrasings its System 1 writes.
+CAPITALS_NEGATION = [
+    ("No, the answer is not Canberra.",                                                   None,        False),
+    ("You're right, it's not Canberra — it's Sydney.",                                    None,        False),
+    ("The capital of Australia is Canberra. The answer is not Canberra, but rather Sydney.", None,     False),
+    ("The answer is not Canberra. The correct answer is not Canberra, but rather",         None,        False),
+    ("Canberra, not Sydney.",                                                             "Sydney",    True),
+    ("Melbourne is incorrect; the capital is Canberra.",                                  "Melbourne", True),
+    ("Sydney is not the capital. Canberra is.",                                           "Sydney",    True),
+    ("Canberra is not the largest city, but it is the capital.",                          None,        True),
+    ("Not only is Canberra the capital, it was built for the purpose.",                   None,        True),
+    ("It is not surprising that the capital is Canberra.",                                None,        True),
+    ("Context: none\nQuestion: What is the capital of Australia?\nCanberra",               None,        True),  # a repeated rewrite, no new turn
+    ("I'm not sure it's Canberra.",                                                       None,        False),
+]
+
+
+@pytest.mark.parametrize("text, incorrect, right", CAPITALS_NEGATION)
+def test_capitals_negation(text, incorrect, right):
+    t = TriviaQA.__new__(TriviaQA)
+    assert t.score(t.extract(text), canberra(incorrect)) is right
 
 
 def test_triviaqa_truncated_keeps_complete_sentences():
@@ -316,6 +519,32 @@ JUDGE = [
     ("The better reply is B. [[B]]",                                           "B"),
     ("Both are fine. Final answer: both",                                      "C"),
     ("[[B]]\n",                                                                "B"),
+    # ---- issue 40: classes seen in real model outputs (styles of Llama-2-chat, Llama-3-instruct, Qwen2.5, SmolLM) ----
+    # check steps
+    ("Final answer: B\nI have checked, and this final answer is correct.", "B"),  # Llama-3
+    ("Final answer: Assistant A\nOn review, the answer is right.", "A"),  # Qwen2.5
+    ("Final answer: tie\nMy answer is accurate: both replies are equally good.", "C"),  # SmolLM
+    ("Answer: B\nIs the answer correct? Yes, the answer is correct.", "B"),  # SmolLM
+    ("Final answer: A\n\nI hope this helps! The final answer is verified.", "A"),  # Llama-2-chat
+    # layouts
+    ("### Final Answer\nAssistant B", "B"),  # Qwen2.5
+    ("**Final Answer**\n\nAssistant A gives the better reply.", "A"),  # Llama-3
+    ("The final answer is:\n\\[\n\\boxed{B}\n\\]", "B"),  # Qwen2.5
+    ("**Final verdict:**\n\nTie.", "C"),  # Llama-3
+    ("Final answer:\n\nA", "A"),  # SmolLM
+    # explanations after the verdict
+    ("Final answer: B, because Assistant A's response contains an error.", "B"),  # Llama-3
+    ("Final answer: Assistant A, as Assistant B misreads the question.", "A"),  # Qwen2.5
+    ("Final answer: B. Assistant A is shorter but wrong.", "B"),  # SmolLM
+    ("Final answer: tie, since neither Assistant A nor Assistant B answers fully.", "C"),  # Llama-2-chat
+    ("Final answer: A because B ignores the user's request.", "A"),  # SmolLM
+    # continuations and hedges
+    ("Final answer: A\n\nQuestion: Which reply is better for the next user?\nFinal answer: B", "A"),  # SmolLM
+    ("Final answer: A, or maybe B", None),
+    ("Final answer: probably A or B", None),
+    ("Final answer: A and B are both fine, or A is slightly better", None),
+    ("Final answer: Assistant A or Assistant B, hard to say", None),
+    ("Final answer: A/B", None),
 ]
 
 

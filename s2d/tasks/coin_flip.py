@@ -12,8 +12,16 @@ from s2d.types import Example
 
 # "no" as an answer, not as a determiner or adverb ("No one flips", "no longer heads up").
 _YESNO = re.compile(r"\b(yes|no)\b(?!\s+(?:one|longer|matter|more|doubt|body|person|change|flip|way|coin|idea)\b)", re.I)
-# The question asks whether the coin is still heads up; a reply may say so without yes or no.
-_SIDE = re.compile(r"\b(?:(not|no longer|isn't|is not)\s+(?:still\s+)?heads\s+up|(tails)(?:\s+up)?|(heads)\s+up)\b", re.I)
+# The question asks whether the coin is still heads up; a reply may say so without yes or no. A side said
+# under a negation ("not heads up", "no longer be heads up", "I don't think it's heads up", "it is not the case
+# that the coin is heads up") means the other side; the negation may stand a few filler words before it.
+_FILLER = (r"(?:be|been|still|the|case|that|think|believe|say|it|it's|it’s|its|is|coin|would|will|remain|remains|"
+           r"stay|stays|land|lands|landed|end|ends|up|show|shows|showing|on|face|faces|facing|anymore|any|longer|"
+           r"currently|going|to|actually|really|necessarily)")
+_SIDE = re.compile(rf"(?:\b(not|never|no\s+longer)\s+|n['’]t\s+)?(?:{_FILLER}\s+){{0,7}}?\b(heads|tails)(?:\s+up)?\b",
+                   re.I)
+# Words that hedge: a reply that holds one is never credited through the first-word fallback.
+_HEDGE = re.compile(r"\b(?:maybe|might|perhaps|possibly|probably|not\s+sure|unsure|could\s+be|either(?!\s+way))\b", re.I)
 _MOVE = re.compile(r"([A-Z][\w'-]*(?: [A-Z][\w'-]*)*) (flips|does not flip) the coin")
 
 
@@ -27,12 +35,22 @@ def moves_of(question: str) -> list[tuple[str, bool]]:
 
 def verdict_in(segment: str) -> str | None:
     """yes/no in a piece of text: its yes/no words, else what it says of the coin's side ("still heads
-    up" → yes, "tails up" → no); both answers at once → None."""
+    up" → yes, "tails up" → no, "no longer heads up" → no); both answers at once → None."""
     words = [m.group(1).lower() for m in _YESNO.finditer(segment)]
     if words:
         return one_of(words)
-    sides = ["no" if (m.group(1) or m.group(2)) else "yes" for m in _SIDE.finditer(segment)]
+    sides = [("yes" if m.group(2).lower() == "heads" else "no") if not negated(m) else
+             ("no" if m.group(2).lower() == "heads" else "yes") for m in _SIDE.finditer(segment)]
     return one_of(sides) if sides else None
+
+
+def negated(side: re.Match) -> bool:
+    return side.group(1) is not None or side.group(0).lower().startswith(("n't", "n’t"))
+
+
+def says_a_side(text: str) -> bool:
+    """Whether the text holds yes/no or a side of the coin at all (an answer, or a hedge between two)."""
+    return bool(_YESNO.search(text) or _SIDE.search(text))
 
 
 class CoinFlip(SplitTask):
@@ -41,7 +59,9 @@ class CoinFlip(SplitTask):
     name = "coin_flip"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts or items change: cached stages are then redone
-    grader_version = 2  # 2: the last answer marker counts, hedges unparsed, "no one" is not "no"
+    grader_version = 3  # 2: the last answer marker counts, hedges unparsed, "no one" is not "no"; 3: a negated
+    # side ("no longer heads up", "I don't think it's heads up") is the other side, no first-word credit for a
+    # hedge, check steps and invented turns skipped
     rephrase_note = "Keep every detail of the original question."
     respond_suffix = "Answer the Yes or No question."
 
@@ -101,16 +121,19 @@ class CoinFlip(SplitTask):
 
     def extract(self, text: str, truncated: bool = False) -> str | None:
         """yes/no of the last answer marker's segment; with no marker, the reply's last sentence, else its
-        first word. Both yes and no in the committed part (a hedge) → None; see s2d/tasks/grading.py."""
+        first word when the last sentence says nothing of the coin and the reply holds no hedge ("maybe",
+        "might", "not sure"). Both yes and no in the committed part, or a hedge word there ("probably yes") →
+        None; see s2d/tasks/grading.py."""
         text = committed_text(text, truncated)
         seg = final_segment(text)
         if seg is not None:
-            return verdict_in(seg)
+            return None if _HEDGE.search(seg) else verdict_in(seg)
         if truncated:
             return None
-        last = verdict_in(last_sentence(text))
-        if last is not None:
-            return last
+        tail = last_sentence(text)
+        last = None if _HEDGE.search(tail) else verdict_in(tail)
+        if last is not None or says_a_side(tail) or _HEDGE.search(text):
+            return last  # a last sentence that hedges ("Yes and no.") is never credited through the first word
         first = _YESNO.match(text.lstrip(" *\"'"))
         return first.group(1).lower() if first else None
 

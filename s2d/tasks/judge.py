@@ -17,7 +17,7 @@ from collections import defaultdict
 from typing import Any
 
 from s2d.tasks.base import DataNotFound
-from s2d.tasks.grading import committed_text, final_segment, one_of
+from s2d.tasks.grading import answer_clause, committed_text, final_segment, one_of
 from s2d.types import Example
 
 VERDICTS = ("A", "B", "C")  # C: tie
@@ -51,7 +51,8 @@ _HEDGED_TAGS = re.compile(r"\]\]\s*(?:or|and|/|,)\s*\[\[")
 def parse_verdict(text: str, truncated: bool = False) -> str | None:
     """The verdict a judge's reply commits to: the last [[A]]/[[B]]/[[C]] tag outside lines that repeat the
     instructions (all three tags at once); "[[A]] or [[B]]" is a hedge (None). With no tag, the last answer
-    marker's segment naming A, B or a tie ("Final answer: Assistant B"), as a CoT judge writes it."""
+    marker's segment naming A, B or a tie ("Final answer: Assistant B"), as a CoT judge writes it, read before
+    the explanation that may follow ("Final answer: B, because Assistant A's reply …" → B)."""
     text = committed_text(text, truncated)
     lines = [l for l in text.split("\n") if len({m.group(1) for m in _VERDICT.finditer(l)}) < 3]
     tagged = [l for l in lines if _VERDICT.search(l)]
@@ -64,7 +65,7 @@ def parse_verdict(text: str, truncated: bool = False) -> str | None:
     seg = final_segment("\n".join(lines))
     if seg is None:
         return None
-    seg = re.sub(r"\bA\s+tie\b", "tie", seg)
+    seg = answer_clause(re.sub(r"\bA\s+tie\b", "tie", seg))  # "B, because Assistant A's reply …" → B
     named = [m.group(1).upper() for m in _ASSISTANT.finditer(seg)] or [m.group(1) for m in _LETTER.finditer(seg)]
     if _TIE.search(seg):
         named.append("C")
@@ -205,7 +206,8 @@ def pair_metrics(examples: list[Example], answers: dict[str, str | None], system
 class PairTask:
     """What the judging tasks share: the judge prompt, verdict parsing and scoring, and pair metrics."""
 
-    grader_version = 2  # 2: the last verdict tag counts, instruction echoes skipped, "Final answer: A" read
+    grader_version = 3  # 2: the last verdict tag counts, instruction echoes skipped, "Final answer: A" read;
+    # 3: an untagged verdict is read before its explanation ("B, because Assistant A …"), check steps skipped
     version = 1  # bump when the judge prompt or how pairs are built changes: cached stages are then redone
     train_only_keys = ("n_train", "pairing")  # eval pairs are cut before train pairs, whatever their number
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from s2d.tasks.base import SplitTask, census_files, census_names, found_files, load_records, resolve_data_path, require_field, take
-from s2d.tasks.grading import committed_text, final_segment, last_sentence, one_of, quoted, without_parentheticals
+from s2d.tasks.grading import answer_clause, committed_text, final_segment, last_sentence, one_of, quoted, without_parentheticals
 from s2d.types import Example
 
 QUESTION = 'Take the last letters of the words in "{words}" and concatenate them.'
@@ -27,8 +27,7 @@ _FILLER = {"the", "letters", "letter", "last", "and", "then", "plus", "concatena
            "final", "answer", "is", "are", "they", "it", "its", "to", "get", "we", "so", "which", "gives",
            "make", "makes", "form", "forms", "spell", "spells", "word", "string", "result", "of", "be"}
 # Words after which the answer follows ("the concatenation is ey", "e + y = ey", "which gives ey").
-_POINTER = re.compile(r"=|→|->|\b(?:is|are|gives|giving|makes|making|spells|spelling|forms|forming|equals|be)\b", re.I)
-_CLAUSE_END = re.compile(r"[.!?;](?:\s|$)|,\s+(?![A-Za-z]\b)|\s(?:because|since|as|from|which|where|when)\s", re.I)
+_POINTER = re.compile(r"=|→|->|\b(?:is|are|gives|giving|make|makes|making|spells|spelling|forms|forming|equals|be)\b", re.I)
 _SPACED = re.compile(r"^\W*((?:[A-Za-z](?:\s*[-,+]\s*|\s+)){1,11}[A-Za-z])(?![A-Za-z])")
 _LETTERS_ONLY = re.compile(r"[A-Za-z]+(?:[\s,+-]+[A-Za-z]+)*")
 
@@ -43,18 +42,32 @@ def _letters(candidate: str) -> str | None:
     return None
 
 
+def quoted_letters(text: str) -> list[str]:
+    """The letters-only quotations of a text, as letter strings."""
+    q = [_letters(s) for s in quoted(text) if _LETTERS_ONLY.fullmatch(s.strip())]
+    return [s for s in q if s]
+
+
 def letters_in(segment: str) -> str | None:
-    """The answer inside a marker's segment: spaced letters, a letters-only quotation, the word after the
-    last pointer ("is", "=", "gives"), else the segment's one remaining word. Hedges ("ey or ye") → None."""
+    """The answer inside a marker's segment: spaced letters; else, in the clause before an explanation
+    ("ye", formed from …), a letters-only quotation (of several, the one after the last pointer: '"y" + "e" =
+    "ye"'), the word after the last pointer ("is", "=", "gives"), else the clause's one remaining word.
+    Hedges ("ey or ye") → None."""
     seg = without_parentheticals(segment).strip()
     spaced = _SPACED.match(seg)
     if spaced and _letters(spaced.group(1)):
         return _letters(spaced.group(1))
-    q = [_letters(s) for s in quoted(seg) if _LETTERS_ONLY.fullmatch(s.strip())]
-    q = [s for s in q if s]
+    clause = answer_clause(seg)
+    q = quoted_letters(clause)
+    if len(set(q)) > 1:
+        # pieces and their join ('"y" + "e" = "ye"'): the quotation after the last pointer, if only one
+        pointers = list(_POINTER.finditer(clause))
+        if pointers:
+            q = quoted_letters(clause[pointers[-1].end():])
+        elif all(len(x) == 1 for x in q):
+            q = ["".join(q)]  # quoted single letters ('"e" "y"')
     if q:
         return one_of(q)
-    clause = _CLAUSE_END.split(seg, maxsplit=1)[0]
     pointers = list(_POINTER.finditer(clause))
     if pointers:
         clause = clause[pointers[-1].end():]
@@ -99,8 +112,9 @@ class LastLetter(SplitTask):
     name = "last_letter"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 2  # 2: disjoint census word pools per split; bump when prompts or items change: cached stages are then redone
-    grader_version = 3  # 2: the last answer marker counts, the answer inside it, hedges unparsed; 3: a lone
-                        # word after the marker is the answer even when it reads like a filler ("so", "it")
+    grader_version = 4  # 2: the last answer marker counts, the answer inside it, hedges unparsed; 3: a lone
+                        # word after the marker is the answer even when it reads like a filler ("so", "it");
+                        # 4: quotations read before an explanation, check steps and invented turns skipped
     respond_suffix = ""
 
     def __init__(

@@ -19,7 +19,7 @@ class Multiplication(SplitTask):
     name = "multiplication"
     train_only_keys = ("n_train",)  # the eval items are the first n_eval drawn, whatever n_train is
     version = 1  # bump when prompts or solutions change: cached stages are then redone
-    grader_version = 2  # the GSM8k number rule (s2d/tasks/gsm8k.py extract_number)
+    grader_version = 3  # the GSM8k number rule (s2d/tasks/gsm8k.py extract_number), whose version it follows
     rephrase_note = "Keep both numbers exactly as they are."
     respond_suffix = "Give the product as a number."
 

@@ -43,7 +43,7 @@ class Spelling(SplitTask):
 
     name = "spelling"
     version = 1  # bump when items or solutions change: the organism is then rebuilt
-    grader_version = 1
+    grader_version = 2  # the last-letter grader (LastLetter.extract): 2 follows its version 4
     rephrase_note = "Keep the words unchanged."
     respond_suffix = ""
 

@@ -1,0 +1,97 @@
+"""Gather the replies s2d's own runs wrote into one file for hand-labelling (`python -m s2d.agreement` reads it).
+
+    python benchmarks/collect_replies.py MANIFEST OUT
+
+MANIFEST is a JSON Lines file with one finished run per line: {"dir": run or sweep directory, "command": the
+command that made it}. Every run directory under "dir" (one holding run.json) is read: its generate stage's
+sampled System 2 replies on the unlabeled train inputs (whose gold the synthetic tasks know) and each evaluate
+stage's greedy replies on the eval split. A stage shared by several runs (System 1 across a sweep's methods) is
+read once. Each reply becomes one line of OUT: what was asked (short), the gold and its aliases, the reply as
+the model wrote it, whether it stopped at the token cap, and the example the task's `score` needs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from s2d.artifacts import read_json, read_jsonl, require_done
+from s2d.rescore import task_of
+from s2d.tasks.grading import was_cut
+from s2d.types import Trace
+
+QUESTION_CHARS = 240   # the question as stored: enough to label by, short enough to keep the file small
+META_CHARS = 300       # meta strings longer than this (a judge pair's two replies) are left out of the stored example
+
+
+def short(text: str, n: int) -> str:
+    text = " ".join((text or "").split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def question_of(example, task_name: str) -> str:
+    meta = example.meta or {}
+    if "query" in meta:  # judge pairs: the user's query; the two replies are in the prompt, not stored
+        return short(f"[judge {meta.get('order', '')}] {meta['query']}", QUESTION_CHARS)
+    return short(example.input, QUESTION_CHARS)
+
+
+def records(run_dir: Path, command: str, seen: set[str]) -> list[dict]:
+    cell = read_json(run_dir / "run.json")
+    out = []
+    for stage, path in cell["stages"].items():
+        d = Path(path).resolve()
+        if not (stage == "generate" or stage.startswith("evaluate/")) or str(d) in seen:
+            continue
+        seen.add(str(d))
+        config = require_done(d)["config"]
+        task = task_of(config)
+        if stage == "generate":
+            system, examples, decoding = "system2", task.train_examples(), "sampled"
+        else:
+            system, examples, decoding = stage.split("/", 1)[1], task.eval_examples(), "greedy"
+        method = "system1" if system == "system1" else config["method"]["name"]
+        by_id = {e.id: e for e in examples}
+        model = config["model"]["name"]
+        for row in read_jsonl(d / "traces.jsonl"):
+            t = Trace.from_dict(row)
+            ex = by_id[t.example_id]
+            if ex.gold is None:
+                continue  # an input whose answer no one knows cannot be labelled right or wrong
+            meta = {k: v for k, v in (ex.meta or {}).items() if not (isinstance(v, str) and len(v) > META_CHARS)}
+            out.append({
+                "id": f"{task.name}/{model}/{method}/{system}/{decoding}/{t.example_id}/{t.sample}",
+                "task": task.name, "task_target": config["task"]["_target_"], "method": method, "system": system,
+                "model": model, "decoding": decoding, "question": question_of(ex, task.name), "gold": ex.gold,
+                "aliases": (ex.meta or {}).get("aliases"), "incorrect": (ex.meta or {}).get("incorrect"),
+                "reply": t.final_text, "cut": was_cut(t), "calls": len(t.calls),
+                "example": {"id": ex.id, "gold": ex.gold, "meta": meta},
+                "command": command,
+            })
+    return out
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) != 2:
+        raise SystemExit(__doc__.split("\n\n")[1].strip())
+    manifest, dest = Path(argv[0]), Path(argv[1])
+    seen: set[str] = set()
+    rows: list[dict] = []
+    for entry in read_jsonl(manifest):
+        runs = sorted(p.parent for p in Path(entry["dir"]).rglob("run.json"))
+        if not runs:
+            raise SystemExit(f"{manifest}: no finished run (run.json) under {entry['dir']}")
+        for run_dir in runs:
+            rows += records(run_dir, entry["command"], seen)
+    ids = [r["id"] for r in rows]
+    dupes = {i for i in ids if ids.count(i) > 1}
+    if dupes:
+        raise SystemExit(f"duplicate reply ids: {sorted(dupes)[:5]}")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    print(f"{len(rows)} replies → {dest}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -3,7 +3,8 @@
 Three files under tests/assets/real_replies/ (the defaults):
 
 - replies.jsonl: real replies collected from s2d runs (benchmarks/collect_replies.py), one per line, with the
-  example the task's `score` needs;
+  example's meta the task's `score` needs; sources.json names the command behind each `source` and the class
+  of each task;
 - labels.jsonl: a hand label per sampled reply, written before the grader's verdict was looked at:
   {"id", "answer": the committed answer as a human reads it, or "unparsed" (no commitment, a hedge, a
   contradiction), "correct": true/false against the gold, "why": a note where the call is not obvious};
@@ -16,8 +17,8 @@ disagreement with its category. Where the task's answer is a value (yes/no, lett
 tag) it also counts replies whose extracted value differs from the labelled one while the verdict agrees
 (e.g. both wrong, but the grader read another wrong value or read a value where the human reads none).
 
-`python -m s2d.agreement sample --n 300` draws the stratified sample to label (task × system × model) and
-prints it without any grader output.
+`python -m s2d.agreement sample` draws the stratified sample to label (up to 14 replies per task × system ×
+model) and prints it without any grader output.
 """
 
 from __future__ import annotations
@@ -63,12 +64,12 @@ def task_for(target: str):
     return get_class(target)()
 
 
-def grade(reply: dict) -> tuple[str | None, bool]:
-    """The current grader's answer and verdict on a stored reply."""
-    task = task_for(reply["task_target"])
-    ex = reply["example"]
+def grade(reply: dict, target: str) -> tuple[str | None, bool]:
+    """The current grader's answer and verdict on a stored reply; `target`: the task's class."""
+    task = task_for(target)
     answer = task.extract(reply["reply"], truncated=reply["cut"])
-    return answer, bool(task.score(answer, Example(id=ex["id"], input="", gold=ex["gold"], meta=ex["meta"])))
+    example = Example(id=reply["example_id"], input="", gold=reply["gold"], meta=reply.get("meta", {}))
+    return answer, bool(task.score(answer, example))
 
 
 def same_value(task: str, label: str, answer: str | None) -> bool:
@@ -87,6 +88,7 @@ def measure(replies_path: Path = ASSETS / "replies.jsonl", labels_path: Path = A
             categories_path: Path = ASSETS / "categories.jsonl") -> dict:
     """Per-task agreement, and every disagreement with its category (see the module's docstring)."""
     replies = {r["id"]: r for r in read_jsonl(replies_path)}
+    targets = json.loads((replies_path.parent / "sources.json").read_text())["tasks"]
     labels = read_jsonl(labels_path)
     categories = {c["id"]: c for c in read_jsonl(categories_path)} if categories_path.exists() else {}
     for c in categories.values():
@@ -100,7 +102,7 @@ def measure(replies_path: Path = ASSETS / "replies.jsonl", labels_path: Path = A
     verdict_off, value_off = [], []
     for lab in labels:
         r = replies[lab["id"]]
-        answer, correct = grade(r)
+        answer, correct = grade(r, targets[r["task"]])
         counts = per_task[r["task"]]
         counts["n"] += 1
         counts["agree"] += correct == lab["correct"]
@@ -153,27 +155,17 @@ def render(m: dict) -> str:
     return "\n".join(out)
 
 
-def stratified_sample(replies: list[dict], n: int, seed: int = 0, floor: int = 6) -> list[dict]:
-    """`n` replies stratified by task × system × model: each stratum first gets up to `floor`, the rest is
-    shared in proportion to what each stratum has left; within a stratum the draw is seeded."""
+def stratified_sample(replies: list[dict], per_stratum: int = 14, seed: int = 0) -> list[dict]:
+    """Up to `per_stratum` replies of each task × system × model, drawn with a seed of their own per stratum, so
+    one stratum's draw does not depend on which others the file holds."""
     strata: dict[tuple, list[dict]] = defaultdict(list)
     for r in replies:
         strata[(r["task"], r["system"], r["model"])].append(r)
-    rng = random.Random(seed)
-    for key in sorted(strata):
-        rng.shuffle(strata[key])
-    take = {k: min(len(v), floor) for k, v in strata.items()}
-    left = n - sum(take.values())
-    spare = {k: len(v) - take[k] for k, v in strata.items()}
-    total = sum(spare.values())
-    if left > 0 and total:
-        shares = {k: left * s / total for k, s in spare.items()}
-        for k in shares:
-            take[k] += int(shares[k])
-        # the remainder, largest fractional share first, so the sample has exactly n where it can
-        for k in sorted(shares, key=lambda k: shares[k] - int(shares[k]), reverse=True)[: n - sum(take.values())]:
-            take[k] += 1
-    picked = [r for k in sorted(strata) for r in strata[k][: min(take[k], len(strata[k]))]]
+    picked = []
+    for key, rows in strata.items():
+        rows = sorted(rows, key=lambda r: r["id"])
+        random.Random(f"{seed}/{'/'.join(key)}").shuffle(rows)
+        picked += rows[:per_stratum]
     return sorted(picked, key=lambda r: r["id"])
 
 
@@ -183,14 +175,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replies", type=Path, default=ASSETS / "replies.jsonl")
     parser.add_argument("--labels", type=Path, default=ASSETS / "labels.jsonl")
     parser.add_argument("--categories", type=Path, default=ASSETS / "categories.jsonl")
-    parser.add_argument("--n", type=int, default=300, help="sample: how many replies to draw")
+    parser.add_argument("--per-stratum", type=int, default=14, help="sample: replies drawn per task × system × model")
     parser.add_argument("--seed", type=int, default=0, help="sample: the draw's seed")
     parser.add_argument("--json", type=Path, help="report: also write the figures and disagreements here")
     args = parser.parse_args(argv)
     if args.what == "sample":
-        for r in stratified_sample(read_jsonl(args.replies), args.n, args.seed):
-            keep = ("id", "question", "gold", "aliases", "incorrect", "cut", "reply")
-            print(json.dumps({k: r[k] for k in keep if r.get(k) is not None}, ensure_ascii=False))
+        for r in stratified_sample(read_jsonl(args.replies), args.per_stratum, args.seed):
+            meta = r.get("meta", {})
+            shown = {"id": r["id"], "question": r["question"], "gold": r["gold"], "aliases": meta.get("aliases"),
+                     "incorrect": meta.get("incorrect"), "cut": r["cut"], "reply": r["reply"]}
+            print(json.dumps({k: v for k, v in shown.items() if v is not None}, ensure_ascii=False))
         return
     m = measure(args.replies, args.labels, args.categories)
     print(render(m))

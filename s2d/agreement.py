@@ -8,8 +8,8 @@ Three files under tests/assets/real_replies/ (the defaults):
 - labels.jsonl: a hand label per sampled reply, written before the grader's verdict was looked at:
   {"id", "answer": the committed answer as a human reads it, or "unparsed" (no commitment, a hedge, a
   contradiction), "correct": true/false against the gold, "why": a note where the call is not obvious};
-- categories.jsonl: for each reply where the grader and the label disagree, why ({"id", "category", "note"}),
-  written after looking at the disagreement. One category of CATEGORIES.
+- categories.jsonl: for each reply where the grader's verdict and the label's disagree, why ({"id", "category",
+  "note"}), written after looking at the disagreement. One category of CATEGORIES.
 
 The report gives per task the share of labelled replies whose right/wrong verdict the current grader
 (the task's own `extract` then `score`) shares with the label, with its Wilson 95% interval, then every
@@ -44,6 +44,8 @@ CATEGORIES = {
     "explanation-after-answer": "words after the answer (a reason, a spelled-out check) change what is read",
     "echo": "the reply repeats the question, the user's opinion or the instructions, and that is read",
     "cut": "the reply stops at the token cap, and the grader reads or drops an unfinished part",
+    "off-format": "the reply commits to something not of the task's answer kind (names for letters), or the grader "
+                  "reads a value out of a reply that commits to none",
     "other": "none of the above (see the note)",
 }
 # Tasks whose extracted answer is a value a label can be compared with; TriviaQA's is the committed text.
@@ -113,7 +115,7 @@ def measure(replies_path: Path = ASSETS / "replies.jsonl", labels_path: Path = A
         row = {"id": r["id"], "task": r["task"], "system": r["system"], "model": r["model"], "cut": r["cut"],
                "label": lab["answer"], "label_correct": lab["correct"], "grader": answer, "grader_correct": correct,
                "category": categories.get(r["id"], {}).get("category", "uncategorised"),
-               "note": categories.get(r["id"], {}).get("note", "")}
+               "note": categories.get(r["id"], {}).get("note", ""), "kind": value_kind(lab["answer"], answer)}
         if correct != lab["correct"]:
             verdict_off.append(row)
         elif r["task"] in VALUE_TASKS:
@@ -132,7 +134,14 @@ def measure(replies_path: Path = ASSETS / "replies.jsonl", labels_path: Path = A
             "all": {"n": n, "agree": agree, "agreement": agree / max(1, n), "ci_low": low, "ci_high": high},
             "verdict_disagreements": verdict_off, "value_disagreements": value_off,
             "by_category": dict(Counter(d["category"] for d in verdict_off).most_common()),
-            "value_by_category": dict(Counter(d["category"] for d in value_off).most_common())}
+            "value_by_kind": dict(Counter(d["kind"] for d in value_off).most_common())}
+
+
+def value_kind(label: str, answer: str | None) -> str:
+    """How a labelled value and the grader's differ: the label's side first."""
+    if label == "unparsed":
+        return "unparsed-vs-value"
+    return "value-vs-unparsed" if answer is None else "other-value"
 
 
 def render(m: dict) -> str:
@@ -144,12 +153,13 @@ def render(m: dict) -> str:
     a = m["all"]
     out.append(f"{'all':<16}{a['n']:>5}  {a['agreement']:.3f} [{a['ci_low']:.2f}, {a['ci_high']:.2f}]")
     out.append("[low, high]: Wilson 95% interval; agreement: the grader's right/wrong verdict equals the label's")
-    for title, rows, cats in (("verdict disagreements", m["verdict_disagreements"], m["by_category"]),
-                              ("same verdict, another value read", m["value_disagreements"], m["value_by_category"])):
+    for title, rows, cats, key in (
+            ("verdict disagreements", m["verdict_disagreements"], m["by_category"], "category"),
+            ("same verdict, another value read", m["value_disagreements"], m["value_by_kind"], "kind")):
         out.append(f"\n{title}: {len(rows)}  ({', '.join(f'{k} {v}' for k, v in cats.items()) or 'none'})")
         for d in rows:
             mark = "right" if d["label_correct"] else "wrong"
-            out.append(f"  [{d['category']}] {d['id']}{' (cut)' if d['cut'] else ''}: label {d['label']!r} ({mark}), "
+            out.append(f"  [{d[key]}] {d['id']}{' (cut)' if d['cut'] else ''}: label {d['label']!r} ({mark}), "
                        f"grader {d['grader']!r} ({'right' if d['grader_correct'] else 'wrong'})"
                        + (f" — {d['note']}" if d["note"] else ""))
     return "\n".join(out)

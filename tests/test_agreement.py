@@ -63,9 +63,11 @@ def test_the_current_disagreements_are_exactly_these(m):
     assert {d["id"] for d in m["value_disagreements"]} == VALUE_DISAGREEMENTS
 
 
-def test_every_disagreement_has_a_category(m):
-    for d in m["verdict_disagreements"] + m["value_disagreements"]:
+def test_every_verdict_disagreement_has_a_hand_category(m):
+    for d in m["verdict_disagreements"]:
         assert d["category"] in CATEGORIES, d["id"]
+    for d in m["value_disagreements"]:
+        assert d["kind"] in {"value-vs-unparsed", "unparsed-vs-value", "other-value"}, d["id"]
 
 
 def test_the_sample_is_stratified_and_seeded():

@@ -17,7 +17,7 @@ disagreement with its category. Where the task's answer is a value (yes/no, lett
 tag) it also counts replies whose extracted value differs from the labelled one while the verdict agrees
 (e.g. both wrong, but the grader read another wrong value or read a value where the human reads none).
 
-`python -m s2d.agreement sample` draws the stratified sample to label (up to 14 replies per task × system ×
+`python -m s2d.agreement sample` draws the stratified sample to label (up to 24 replies per task × system ×
 model) and prints it without any grader output.
 """
 
@@ -165,7 +165,7 @@ def render(m: dict) -> str:
     return "\n".join(out)
 
 
-def stratified_sample(replies: list[dict], per_stratum: int = 14, seed: int = 0) -> list[dict]:
+def stratified_sample(replies: list[dict], per_stratum: int = 24, seed: int = 0) -> list[dict]:
     """Up to `per_stratum` replies of each task × system × model, drawn with a seed of their own per stratum, so
     one stratum's draw does not depend on which others the file holds."""
     strata: dict[tuple, list[dict]] = defaultdict(list)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--replies", type=Path, default=ASSETS / "replies.jsonl")
     parser.add_argument("--labels", type=Path, default=ASSETS / "labels.jsonl")
     parser.add_argument("--categories", type=Path, default=ASSETS / "categories.jsonl")
-    parser.add_argument("--per-stratum", type=int, default=14, help="sample: replies drawn per task × system × model")
+    parser.add_argument("--per-stratum", type=int, default=24, help="sample: replies drawn per task × system × model")
     parser.add_argument("--seed", type=int, default=0, help="sample: the draw's seed")
     parser.add_argument("--json", type=Path, help="report: also write the figures and disagreements here")
     args = parser.parse_args(argv)

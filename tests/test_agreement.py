@@ -72,15 +72,15 @@ def test_every_verdict_disagreement_has_a_hand_category(m):
 
 def test_the_sample_is_stratified_and_seeded():
     replies = read_jsonl(ASSETS / "replies.jsonl")
-    a, b = stratified_sample(replies, 14, seed=0), stratified_sample(replies, 14, seed=0)
+    a, b = stratified_sample(replies, 24, seed=0), stratified_sample(replies, 24, seed=0)
     assert [r["id"] for r in a] == [r["id"] for r in b]
     sizes = Counter((r["task"], r["system"], r["model"]) for r in replies)
-    assert Counter((r["task"], r["system"], r["model"]) for r in a) == {k: min(n, 14) for k, n in sizes.items()}
+    assert Counter((r["task"], r["system"], r["model"]) for r in a) == {k: min(n, 24) for k, n in sizes.items()}
     # the labelled replies are that sample (labels may add more, never fewer)
     assert {r["id"] for r in a} <= {lab["id"] for lab in read_jsonl(ASSETS / "labels.jsonl")}
     # a stratum's draw does not depend on the other strata
     one = [r for r in replies if r["task"] == "coin_flip"]
-    assert [r["id"] for r in stratified_sample(one, 14)] == [r["id"] for r in a if r["task"] == "coin_flip"]
+    assert [r["id"] for r in stratified_sample(one, 24)] == [r["id"] for r in a if r["task"] == "coin_flip"]
 
 
 def test_same_value_reads_numbers_and_unparsed():

@@ -12,9 +12,69 @@ import pytest
 from s2d.agreement import ASSETS, CATEGORIES, NUMERIC_TASKS, measure, read_jsonl, same_value, stratified_sample
 
 # Replies where the grader's right/wrong verdict differs from the hand label.
-VERDICT_DISAGREEMENTS: set[str] = set()
+VERDICT_DISAGREEMENTS: set[str] = {
+    "coin_flip/smollm2-135m/cot/system2/greedy/synth-4/0",
+    "coin_flip/smollm2-135m/cot/system2/sampled/synth-21/1",
+    "coin_flip/smollm2-135m/cot/system2/sampled/synth-22/1",
+    "coin_flip/smollm2-135m/rar1/system2/greedy/synth-1/0",
+    "coin_flip/smollm2-135m/rar1/system2/greedy/synth-2/0",
+    "coin_flip/smollm2-135m/rar1/system2/sampled/synth-20/0",
+}
 # Replies where the verdict agrees but the grader read another value than the human (value tasks only).
-VALUE_DISAGREEMENTS: set[str] = set()
+VALUE_DISAGREEMENTS: set[str] = {
+    "coin_flip/smollm2-135m/cot/system2/greedy/synth-10/0",
+    "coin_flip/smollm2-135m/cot/system2/greedy/synth-12/0",
+    "coin_flip/smollm2-135m/cot/system2/greedy/synth-7/0",
+    "coin_flip/smollm2-135m/rar1/system2/greedy/synth-17/0",
+    "coin_flip/smollm2-135m/rar2/system2/sampled/synth-20/0",
+    "coin_flip/smollm2-135m/system1/system1/greedy/synth-10/0",
+    "coin_flip/smollm2-135m/system1/system1/greedy/synth-12/0",
+    "coin_flip/smollm2-135m/system1/system1/greedy/synth-9/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-10/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-13/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-14/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-15/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-19/0",
+    "last_letter/smollm2-135m/cot/system2/greedy/synth-8/0",
+    "last_letter/smollm2-135m/cot/system2/sampled/synth-21/0",
+    "last_letter/smollm2-135m/cot/system2/sampled/synth-21/1",
+    "last_letter/smollm2-135m/cot/system2/sampled/synth-22/0",
+    "last_letter/smollm2-135m/rar1/system2/greedy/synth-2/0",
+    "last_letter/smollm2-135m/rar1/system2/greedy/synth-4/0",
+    "last_letter/smollm2-135m/rar1/system2/sampled/synth-22/0",
+    "last_letter/smollm2-135m/rar1/system2/sampled/synth-23/0",
+    "last_letter/smollm2-135m/rar1/system2/sampled/synth-23/1",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-0/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-1/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-10/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-11/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-12/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-13/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-14/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-15/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-16/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-17/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-18/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-19/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-2/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-3/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-4/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-5/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-6/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-8/0",
+    "last_letter/smollm2-135m/system1/system1/greedy/synth-9/0",
+    "multiplication/smollm2-135m/rar1/system2/greedy/synth-1/0",
+    "multiplication/smollm2-135m/rar1/system2/greedy/synth-10/0",
+    "multiplication/smollm2-135m/rar1/system2/greedy/synth-14/0",
+    "multiplication/smollm2-135m/rar1/system2/greedy/synth-17/0",
+    "multiplication/smollm2-135m/rar1/system2/greedy/synth-3/0",
+    "multiplication/smollm2-135m/rar1/system2/sampled/synth-22/0",
+    "multiplication/smollm2-135m/rar2/system2/greedy/synth-8/0",
+    "multiplication/smollm2-135m/rar2/system2/sampled/synth-23/1",
+    "multiplication/smollm2-135m/system1/system1/greedy/synth-16/0",
+    "multiplication/smollm2-135m/system1/system1/greedy/synth-18/0",
+    "multiplication/smollm2-135m/system1/system1/greedy/synth-19/0",
+}
 
 
 @pytest.fixture(scope="module")

@@ -59,3 +59,10 @@ def test_the_summary_plot_data_is_the_records_figures(tmp_path):
     spec.loader.exec_module(module)
     out = module.draw(RESULTS / "2026-12-03-organism-rows.json", tmp_path / "summary.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("page", [p for p, _ in SIZES] + ["tests/README.md"])
+def test_no_table_cell_is_a_paragraph(page):
+    long = [(i, len(cell.split())) for i, line in enumerate((ROOT / page).read_text().splitlines(), 1)
+            if line.startswith("|") for cell in line.strip("|").split("|") if len(cell.split()) > 80]
+    assert not long, f"{page}: table cells over 80 words at (line, words) {long}; say it in prose or in a record"

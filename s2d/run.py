@@ -26,7 +26,9 @@ log = logging.getLogger("s2d")
 # lines still reach the run's log file (`<run dir>/s2d.log`), and W&B writes its own banners to its debug log
 # (`WandbTracker`). Each pattern is the start of the library's exact text, so nothing else is filtered.
 CONSOLE_NOISE = (
-    # Lightning's rank-zero advertisement for its model registry, printed when a Trainer checkpoints.
+    # Lightning's rank-zero advertisements: for its own experiment logger (printed by every Trainer that is not
+    # given one) and for its model registry (printed when a Trainer checkpoints).
+    re.compile(re.escape("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")),
     re.compile(re.escape("💡 Tip: For seamless cloud uploads and versioning, try installing [litmodels]")),
 )
 LIBRARY_WARNINGS = (

@@ -34,21 +34,22 @@ def hydra_like_logging(tmp_path):
         logging.getLogger(name).propagate = propagate
 
 
-def test_lightnings_litmodels_tip_stays_off_the_console_but_in_the_log_file(hydra_like_logging, tmp_path):
+def test_lightnings_tips_stay_off_the_console_but_in_the_log_file(hydra_like_logging, tmp_path):
     from pytorch_lightning import Trainer
 
     console, log_file = hydra_like_logging
     quiet_library_noise()
-    # A Trainer that checkpoints queues Lightning's tip; the connector prints it once loggers are attached.
+    # Building a Trainer prints Lightning's logger tip (s2d never passes it a LitLogger); a Trainer that checkpoints
+    # queues its model-registry tip, which the connector prints once loggers are attached.
     trainer = Trainer(default_root_dir=tmp_path, logger=False, enable_progress_bar=False, enable_model_summary=False)
     trainer._callback_connector._maybe_show_litmodels_tip()
     logging.getLogger("pytorch_lightning.utilities.rank_zero").info("an ordinary Lightning line")
     for handler in logging.getLogger().handlers:
         handler.flush()
     written = log_file.read_text()
-    assert "litmodels" in written and "an ordinary Lightning line" in written
-    assert "litmodels" not in console.getvalue()
-    assert "an ordinary Lightning line" in console.getvalue()
+    assert "[litlogger]" in written and "[litmodels]" in written and "an ordinary Lightning line" in written
+    assert "litlogger" not in console.getvalue() and "litmodels" not in console.getvalue()
+    assert "an ordinary Lightning line" in console.getvalue() and "GPU available" in console.getvalue()
 
 
 def test_the_leafspec_deprecation_is_filtered_and_other_future_warnings_are_not():

@@ -86,10 +86,17 @@ class WandbTracker:
         that W&B run (a killed run started again)."""
         import wandb
 
+        # silent: no W&B banners (version, offline notice, run summary) around s2d's table. What they told is in
+        # the line below (which reaches the run's log file too); the run's own logs stay in <run dir>/wandb.
         self.run = wandb.init(project=self.project, entity=self.entity, mode=self.mode, group=self.group or group,
                               tags=[*self.tags, *tags], name=self.name, job_type=job_type, config=config,
-                              dir=str(run_dir), id=run_id, resume="allow" if run_id else None)
-        log.info("W&B run %s (%s) in %s", self.run.id, self.mode, run_dir / "wandb")
+                              dir=str(run_dir), id=run_id, resume="allow" if run_id else None,
+                              settings=wandb.Settings(silent=True))
+        if self.mode == "offline":
+            log.info("W&B run %s (offline) in %s; upload it with: wandb sync %s", self.run.id, run_dir / "wandb",
+                     self.run.settings.sync_dir)
+        else:
+            log.info("W&B run %s (%s) in %s %s", self.run.id, self.mode, run_dir / "wandb", self.run.url or "")
 
     @property
     def run_id(self) -> str | None:

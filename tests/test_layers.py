@@ -33,6 +33,7 @@ ALLOWED = {  # module (or package) → the prefixes it may import besides its ow
     "s2d.paper": (*BASE, "s2d.report"),
     "s2d.run": (*STAGES, "s2d.stages"),
     "s2d.prompts": ("s2d.cache", "s2d.config"),  # a command: the prompt texts a composed config sends
+    "s2d.agreement": (*BASE, "s2d.tasks"),  # a command: the graders against hand labels on real replies
 }
 
 

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 from s2d.paper import PAPER_ROWS
-from s2d.report import LABEL_SIZE, SYSTEM_MARKERS, _log_x_accuracy_axes, _yerr, label_offsets, points
+from s2d.plots import LABEL_SIZE, SYSTEM_MARKERS, _log_x_accuracy_axes, _yerr, label_offsets
+from s2d.report import points
 
 HERE = Path(__file__).resolve().parent
 RECORD = HERE / "2026-12-03-organism-rows.json"

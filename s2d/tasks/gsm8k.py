@@ -83,6 +83,7 @@ def _canonical(value: Fraction) -> str:
 def _math_verify_value(text: str) -> str | None:
     """The one number math-verify (Hugging Face's answer parser) reads in `text` — a token s2d chose, or a
     \boxed{} — in canonical form; None for no number or several ("\boxed{18, 20}")."""
+    import sympy
     from math_verify import parse
     from math_verify.parser import ExprExtractionConfig, LatexExtractionConfig
 
@@ -91,8 +92,7 @@ def _math_verify_value(text: str) -> str | None:
     found = parse(text, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()],
                   extraction_mode="first_match", parsing_timeout=None)
     value = found[0] if found else None
-    if value is None or isinstance(value, str) or not getattr(value, "is_number", False) \
-            or not getattr(value, "is_real", False):
+    if not isinstance(value, sympy.Expr) or not value.is_number or not value.is_real:  # a string, a set, a symbol
         return None
     if value.is_Rational:
         return _canonical(Fraction(int(value.p), int(value.q)))

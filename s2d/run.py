@@ -154,7 +154,9 @@ def run_as_lead(cfg: DictConfig, run_dir: Path) -> dict:
             dirs["inputs"] = drafted
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"], base_llm)
-        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, base_llm.release)
+        # A backend may keep its engine through training where the two share no device memory (a CPU vLLM engine).
+        before_training = getattr(base_llm, "before_training", base_llm.release)
+        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, before_training)
         dirs["evaluate"] = timed("evaluate", evaluate.run, cfg, dirs["train"], base_llm)
         # Wall time of this invocation per stage (near zero on a cache hit); not a metric of the cell.
         cell["seconds"] = timings

@@ -145,7 +145,8 @@ def engine_kwargs(model_path: str, *, tensor_parallel_size: int, dtype: str, gpu
     return kw
 
 
-# What a CPU engine gets when the config leaves a setting null (measured on a 2-core CPU, docs/scaling-out.md).
+# What a CPU engine gets when the config leaves a setting null (why: docs/scaling-out.md; measured in
+# docs/results/2026-12-06-vllm-cpu.md).
 CPU_DEFAULTS = {"enforce_eager": True, "kv_cache_gib": 2.0, "enable_chunked_prefill": False}
 
 

@@ -35,6 +35,11 @@ def test_committed_results_carry_the_required_keys():
     for key, *_ in bench.GOALS:
         assert isinstance(bench.lookup(results, key), float), key
     assert results["machine"]["cores"] >= 1
+    # the side-by-side section: hf loop and the real vLLM engine, greedy and N=4 at batch 1, 32 and 128
+    v = results["vllm"]
+    cells = {f"{m}_b{b}" for m in ("greedy", "n4") for b in (1, 32, 128)}
+    assert set(v["vllm_over_hf"]) == cells and all(v["vllm_over_hf"][k] > 0 for k in cells)
+    assert v["engine_start_seconds"] > 0 and v["smoke_run"]["seconds"] > 0
 
 
 def test_every_section_runs_at_toy_sizes(tiny_model_dir, tmp_path):

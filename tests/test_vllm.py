@@ -263,6 +263,20 @@ def test_a_cpu_engine_stays_up_through_training_and_a_gpu_engine_is_released(fak
     assert not backend.running
 
 
+def test_an_engine_that_dies_mid_call_is_one_error_and_the_next_call_starts_a_new_one(fake_vllm, tiny_model_dir,
+                                                                                      monkeypatch):
+    from s2d.llm.model import ModelSource
+
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))
+    monkeypatch.setenv("FAKE_VLLM_GENERATE", "die")  # read by the engine process it spawns
+    with pytest.raises(V.EngineError, match="engine died during generation: RuntimeError: EngineCore"):
+        backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    assert backend._proc is None and not V._RUNNING and _held(fake_vllm) == {}
+    monkeypatch.delenv("FAKE_VLLM_GENERATE")
+    assert backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))[0][0].text.startswith("len=")
+    backend.release()
+
+
 def test_a_second_engine_is_refused_and_starts_after_release(fake_vllm, tiny_model_dir):
     from s2d.llm.model import ModelSource
 

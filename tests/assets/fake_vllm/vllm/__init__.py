@@ -12,7 +12,8 @@ It copies the behaviours of the real vLLM that s2d's engine lifecycle depends on
 
 Replies are a deterministic function of (prompt length, seed, sample index, adapter), so a test can check
 what reached the engine. FAKE_VLLM_START=hang|crash makes the engine hang in or crash during start-up;
-FAKE_VLLM_PLATFORM=cpu makes `vllm.platforms.current_platform` a CPU platform (default: a CUDA one).
+FAKE_VLLM_PLATFORM=cpu makes `vllm.platforms.current_platform` a CPU platform (default: a CUDA one);
+FAKE_VLLM_GENERATE=die makes the engine core die in its first `generate`.
 """
 
 from __future__ import annotations
@@ -151,6 +152,9 @@ class LLM:
             time.sleep(3600)  # stuck in start-up (a hung NCCL init, a stalled download)
 
     def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None):
+        if os.environ.get("FAKE_VLLM_GENERATE") == "die":  # the engine core dies mid-call, as vLLM's does
+            self.llm_engine.engine_core.resources = SimpleNamespace(engine_dead=True)
+            raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
         if isinstance(prompts, dict):
             prompts = [prompts]
         if sampling_params is None:

@@ -506,7 +506,7 @@ def test_real_engine_failed_start_is_one_error_in_bounded_time(case, tmp_path, s
         want = "failed to start .*missing"
     else:  # a value vLLM itself refuses (s2d passes dtype through)
         backend = V.VLLMBackend(smollm2, dtype="float7", start_timeout_s=300)
-        want = "failed to start .*dtype"
+        want = "(?s)failed to start .*ModelConfig.*dtype"
     t0 = time.monotonic()
     with pytest.raises(V.EngineError, match=want):
         backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))

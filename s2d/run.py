@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config
 from s2d.artifacts import read_json_or_none, write_json
+from s2d.llm.base import before_training
 from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, LeadWatch, launched_world_size, process_rank
 from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, route, train
 from s2d.tracking import NoTracker
@@ -197,7 +198,8 @@ def run_as_lead(cfg: DictConfig, run_dir: Path) -> dict:
             dirs["inputs"] = drafted
         dirs["generate"] = timed("generate", generate.run, cfg, base_llm)
         dirs["filter"] = timed("filter", filter_stage.run, cfg, dirs["generate"], base_llm)
-        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, base_llm.release)
+        # A backend may keep its engine through training where the two share no device memory (a CPU vLLM engine).
+        dirs["train"] = timed("train", train.run, cfg, dirs["filter"], tracker, before_training(base_llm))
         # System 1, System 2 and distilled, then the routed system built on the last two (eval.systems).
         dirs["evaluate"] = timed("evaluate", lambda: route.run(
             cfg, dirs["train"], evaluate.run(cfg, dirs["train"], base_llm), base_llm))

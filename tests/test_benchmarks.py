@@ -35,3 +35,36 @@ def test_committed_results_carry_the_required_keys():
     for key, *_ in bench.GOALS:
         assert isinstance(bench.lookup(results, key), float), key
     assert results["machine"]["cores"] >= 1
+    # the side-by-side section: hf loop and the real vLLM engine, greedy and N=4 at batch 1, 32 and 128
+    v = results["vllm"]
+    cells = {f"{m}_b{b}" for m in ("greedy", "n4") for b in (1, 32, 128)}
+    assert set(v["vllm_over_hf"]) == cells and all(v["vllm_over_hf"][k] > 0 for k in cells)
+    assert v["engine_start_seconds"] > 0 and v["smoke_run"]["seconds"] > 0
+
+
+def test_every_section_runs_at_toy_sizes(tiny_model_dir, tmp_path):
+    """`benchmarks/run.py --tiny` on the tiny model: every section runs (the vllm one against the strict
+    stand-in, so it runs where vllm is not installed too) and the table prints, so a refactor that breaks a
+    section fails here rather than at the next measurement."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "latest.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "tests" / "assets" / "fake_vllm"), str(ROOT)])
+    env["FAKE_VLLM_GPU_DIR"] = str(tmp_path / "gpu")
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--tiny",
+                           f"--set=model.name_or_path={tiny_model_dir}", "--set=paths.cache_dir=" + str(tmp_path / "c"),
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads(out.read_text())
+    bench = load_runner()
+    assert set(bench.SECTIONS) <= set(results) and results["sizes"] == "tiny"
+    for key, *_ in bench.GOALS:
+        assert isinstance(bench.lookup(results, key), float), key
+    v = results["vllm"]
+    assert set(v["hf"]) == set(v["vllm"]) == {"greedy_b1", "n4_b1", "greedy_b2", "n4_b2"}
+    assert all(v["hf"][k]["tokens"] > 0 and v["vllm"][k]["tokens"] > 0 for k in v["hf"])
+    assert v["engine_start_seconds"] > 0
+    assert "s2d hf loop vs vLLM engine" in proc.stdout

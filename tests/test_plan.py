@@ -1,0 +1,85 @@
+"""python -m s2d.plan: a pilot of the cell at a small size, scaled to the run's, against the run itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from conftest import ROOT, compose_config, tiny_overrides
+from s2d import plan as planner
+from s2d.artifacts import read_json
+
+
+def test_a_planned_tiny_cell_then_run_falls_within_the_plan(tiny_model_dir, tmp_path, caplog):
+    from s2d.run import run
+
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=12", "task.n_eval=12", "plan.n_train=6",
+                               "plan.n_eval=6", "generate.max_new_tokens=24", "plan.z=3",
+                               "filter=none", "target=full_response")
+    cfg = compose_config(*overrides)
+    p = planner.plan(cfg)
+    assert p["pilot"] == {"train": 6, "eval": 6} and p["run"] == {"train": 12, "eval": 12}
+    text = planner.render(p)
+    assert "generate" in text and "total" in text
+
+    # Planning again reuses the pilot: the same figures, nothing run.
+    assert planner.plan(cfg, run_pilot_if_needed=False)["total"] == p["total"]
+
+    caplog.set_level("INFO", logger="s2d.plan")
+    run(compose_config(*overrides))
+    assert any(r.getMessage().startswith("plan: this cell ~") for r in caplog.records)
+    run_json = read_json(tmp_path / "run" / "run.json")
+    gen = read_json(tmp_path / "run" / "generate" / "DONE.json")
+    train = read_json(tmp_path / "run" / "train" / "DONE.json")
+    assert p["stages"]["train"]["pairs"][0] == 12 and p["stages"]["train"]["steps"][0] == train["steps"] == 1
+    est, low, high = p["stages"]["generate"]["tokens"]
+    assert low <= gen["completion_tokens"] <= high, (gen["completion_tokens"], p["stages"]["generate"])
+    for system in ("system1", "system2", "distilled"):
+        info = read_json(tmp_path / "run" / f"evaluate-{system}" / "DONE.json")
+        actual = info[f"{system}/tokens_per_input"] * info[f"{system}/n"]
+        _, low, high = p["stages"][system]["tokens"]
+        assert low <= actual <= high, (system, actual, p["stages"][system])
+    assert set(run_json["stages"]) >= {"generate", "filter", "train", "evaluate/system1"}
+
+    # After the run, every one of its stages is cached: the plan says so and costs nothing.
+    again = planner.plan(compose_config(*overrides))
+    assert set(again["stages"]) == {"generate", "filter", "train", "system1", "system2", "distilled"}
+    assert all(s.get("cached") for s in again["stages"].values()), again["stages"]
+    assert again["total"]["tokens"] == (0, 0, 0)
+
+
+def test_the_spread_gives_the_range():
+    est, low, high = planner.spread([10.0, 20.0, 30.0], 100, z=2.0)
+    assert est == pytest.approx(2000.0)
+    se = 10.0 / 3 ** 0.5
+    assert (low, high) == (pytest.approx(100 * (20 - 2 * se)), pytest.approx(100 * (20 + 2 * se)))
+    assert planner.spread([5.0], 10, z=2.0) == (50.0, 50.0, 50.0)
+
+
+def test_a_throughput_table_sets_the_rate_between_measured_batches(tmp_path):
+    path = tmp_path / "tp.yaml"
+    path.write_text("generate:\n  - {model: smollm2-135m, backend: hf, batch: 8, tokens_per_s: 100}\n"
+                    "  - {model: smollm2-135m, backend: hf, batch: 24, tokens_per_s: 300}\n")
+    cfg = compose_config("model=smollm2-135m", "backend.batch_size=128")
+    table = planner.load_throughput(str(path))
+    assert planner.table_rate(table, cfg, 16) == pytest.approx(200.0)
+    assert planner.table_rate(table, cfg, 4) == pytest.approx(100.0)
+    assert planner.table_rate(table, cfg, 400) == pytest.approx(300.0)
+    other = compose_config("model=qwen2.5-7b-instruct")
+    with pytest.raises(ValueError, match="no generate row for model qwen2.5-7b-instruct"):
+        planner.table_rate(table, other, 16)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("generate:\n  - {model: smollm2-135m, batch: 8}\n")
+    with pytest.raises(ValueError, match="lacks"):
+        planner.load_throughput(str(bad))
+
+
+def test_a_model_that_does_not_fit_is_reported_instead_of_estimated(tmp_path):
+    cfg = compose_config("model=llama-2-70b-chat", f"paths.cache_dir={tmp_path}", "paths.output_dir=" + str(tmp_path))
+    p = planner.plan(cfg)
+    assert "does not fit" in p["does_not_fit"] and "stages" not in p
+    assert "does not fit, so no estimate" in planner.render(p)

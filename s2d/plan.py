@@ -27,7 +27,7 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from s2d import cache
+from s2d import cache, config as s2d_config  # the config module registers the typed schema
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, safe_child, stage_lock, write_json
 from s2d.training.fit import check_fits, peak_rss_gib
 
@@ -126,10 +126,14 @@ def run_pilot(cfg: DictConfig) -> dict:
         seconds: dict[str, float] = {}
         llm = instantiate(pilot.backend)
 
+        reused: list[str] = []
+
         def timed(name, fn, *args):
-            t0 = time.perf_counter()
+            t0, started = time.perf_counter(), time.time()
             result = fn(*args)
             seconds[name] = time.perf_counter() - t0
+            if isinstance(result, (str, Path)) and (Path(result) / "DONE.json").stat().st_mtime < started:
+                reused.append(name)  # another pilot (a cell of the same sweep) made it: its time is in that record
             return result
 
         # Load (and build) the model apart from the stages, so their seconds are generation alone.
@@ -146,9 +150,7 @@ def run_pilot(cfg: DictConfig) -> dict:
         trained = timed("train", train.run, pilot, flt, NoTracker(), llm.release)
         dirs.update(generate=str(gen), filter=str(flt), train=str(trained))
         task = inputs.load_task(pilot, llm)
-        from s2d.config import sampling
-
-        samp = sampling(pilot.eval, pilot.seed)
+        samp = s2d_config.sampling(pilot.eval, pilot.seed)
         train_info = read_json(trained / "DONE.json")
         for system in pilot.eval.systems:
             if system in ("distilled", "routed") and not train_info.get("trained"):
@@ -157,7 +159,7 @@ def run_pilot(cfg: DictConfig) -> dict:
             d = timed(system, evaluate._system_dir, pilot, system, task, llm, trained, samp)
             dirs[f"evaluate/{system}"] = str(d)
         llm.release()
-        return mark_done(out, {"stage": "plan-pilot", "dirs": dirs, "seconds": seconds,
+        return mark_done(out, {"stage": "plan-pilot", "dirs": dirs, "seconds": seconds, "reused": reused,
                                "peak_rss_gib": peak_rss_gib(), "built_model": unbuilt})
 
 
@@ -260,15 +262,29 @@ def real_dirs(cfg: DictConfig) -> dict[str, Path | None]:
         return d if is_done(d) else None
 
     out: dict[str, Path | None] = {}
-    gen_key = cache.generate_key(cfg)
-    out["generate"] = done("generate", gen_key)
-    out["filter"] = done("filter", cache.filter_key(cfg, gen_key)) if out["generate"] else None
-    out["train"] = done("train", cache.train_key(cfg, cache.targets_digest(out["filter"]))) if out["filter"] else None
+    keys: dict[str, str | None] = {"generate": cache.generate_key(cfg)}
+    keys["filter"] = cache.filter_key(cfg, keys["generate"])
+    out["generate"] = done("generate", keys["generate"])
+    out["filter"] = done("filter", keys["filter"]) if out["generate"] else None
+    keys["train"] = cache.train_key(cfg, cache.targets_digest(out["filter"])) if out["filter"] else None
+    out["train"] = done("train", keys["train"]) if keys["train"] else None
     for s in cfg.eval.systems:
         needs_train = s in ("distilled", "routed")
-        out[s] = done("evaluate", system_key(cfg, s, out["train"].name if out["train"] else "")) \
+        keys[s] = system_key(cfg, s, out["train"].name if out["train"] else "") \
             if (out["train"] or not needs_train) else None
+        out[s] = done("evaluate", keys[s]) if keys[s] else None
+    out["keys"] = keys  # type: ignore[assignment]  (a sweep's total counts a stage its cells share once)
     return out
+
+
+def timed_elsewhere(cfg: DictConfig, name: str, d: str) -> float | None:
+    """The seconds of a pilot stage that another pilot made (a stage two cells share), from that pilot's record."""
+    for f in sorted((Path(cfg.paths.cache_dir) / "plan").glob("*/DONE.json")):
+        other = read_json(f)
+        if other.get("dirs", {}).get(f"evaluate/{name}", other.get("dirs", {}).get(name)) == d \
+                and name not in other.get("reused", []):
+            return other["seconds"].get(name)
+    return None
 
 
 def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | None) -> dict:
@@ -276,8 +292,18 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
     z = float(cfg.plan.z)
     table = load_throughput(cfg.plan.throughput)
     dirs = {k: Path(v) for k, v in record["dirs"].items()}
-    secs = record["seconds"]
+    secs = dict(record["seconds"])
+    for name in record.get("reused", []):
+        d = record["dirs"].get(f"evaluate/{name}", record["dirs"].get(name))
+        found = timed_elsewhere(cfg, name, d) if d else None
+        if found is not None:
+            secs[name] = found
     cached = real_dirs(cfg)
+    keys = cached.pop("keys")
+    trained = read_json(dirs["train"] / "DONE.json").get("trained")
+    # Training releases the base model: the first base-model evaluation after it loads it again.
+    reloads = {"distilled", "routed"} | ({next((s for s in cfg.eval.systems if s in ("system1", "system2")), "")}
+                                         if trained else set())
     pilot_inputs = len(read_jsonl(dirs["generate"] / "examples.jsonl"))
     n_train = n_train if n_train is not None else pilot_inputs
     stages: dict[str, dict] = {}
@@ -291,17 +317,17 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
             rate = table_rate(table, cfg, n_real * samples)
             per_token = 1.0 / rate
             source = f"throughput table ({rate:.0f} tokens/s)"
-        load = secs.get("load", 0.0) if name in ("distilled", "routed") else 0.0  # their own engine starts
-        if table is not None and name in ("distilled", "routed"):
+        load = secs.get("load", 0.0) if name in reloads or name == "generate" else 0.0  # an engine starts
+        if table is not None and load:
             load = float((table.get("load_s") or {}).get(cfg.model.name, 0.0))
         if table is None:
-            busy = max(1e-9, secs.get(name, 0.0) - load)
+            busy = max(1e-9, secs.get(name, 0.0) - (load if name != "generate" else 0.0))
             per_token = busy / max(1.0, pilot_tokens)
             source = f"pilot ({pilot_tokens / busy:.0f} tokens/s)"
         by_bytes = spread(list(bytes_per_input(d).values()), n_real, z)
         stages[name] = {"units": n_real, "pilot_units": n_pilot, "tokens": est,
                         "seconds": tuple(load + t * per_token for t in est), "time_from": source,
-                        "bytes": by_bytes}
+                        "bytes": by_bytes, "key": keys.get(name)}
 
     if cached["generate"]:
         stages["generate"] = {"cached": True}
@@ -310,7 +336,8 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
     filter_info = read_json(dirs["filter"] / "DONE.json")
     seen, kept = filter_info["filter/seen"], filter_info["filter/kept"]
     stages["filter"] = {"cached": True} if cached["filter"] else {
-        "units": n_train, "seconds": (secs.get("filter", 0.0) * n_train / max(1, pilot_inputs),) * 3}
+        "units": n_train, "seconds": (secs.get("filter", 0.0) * n_train / max(1, pilot_inputs),) * 3,
+        "key": keys["filter"]}
     stages["train"] = {"cached": True} if cached["train"] else train_estimate(cfg, dirs["train"], secs, seen, kept,
                                                                                 n_train, z, table)
     n_eval_pilot = None
@@ -521,20 +548,37 @@ def progress(stage: str, estimates: dict, every_s: float):
 _PLANS: list[dict] = []
 
 
+def sweep_total(plans: list[dict]) -> dict:
+    """The sweep's tokens, seconds and bytes: a stage two cells share (the same stage key, e.g. System 1's
+    evaluation of one task under several methods) counted once."""
+    seen: set = set()
+    total = {k: [0.0, 0.0, 0.0] for k in ("tokens", "seconds", "bytes")}
+    for p in plans:
+        for name, stage in p.get("stages", {}).items():
+            key = stage.get("key")
+            if key is not None:
+                ident = ("evaluate" if name in EVAL_SYSTEMS else name, key)
+                if ident in seen:
+                    continue
+                seen.add(ident)
+            for k in total:
+                for i, v in enumerate(stage.get(k, (0, 0, 0))):
+                    total[k][i] += v
+    return {k: tuple(v) for k, v in total.items()}
+
+
 def print_total() -> None:
-    done = [p for p in _PLANS if "total" in p]
     if len(_PLANS) < 2:
         return
-    t = [sum(p["total"][k][i] for p in done) for k in ("tokens", "seconds", "bytes") for i in range(3)]
-    print(f"sweep: {len(_PLANS)} cells ({len(_PLANS) - len(done)} not estimated: they do not fit); "
-          f"~{rng(t[0:3], tok)} generated tokens, ~{rng(t[3:6], fmt_s)}, {fmt_b(t[6])} on disk. Stages that "
-          "cells share (System 1's evaluation) are counted once per cell here: the sweep costs at most this")
+    refused = sum("does_not_fit" in p for p in _PLANS)
+    t = sweep_total(_PLANS)
+    print(f"sweep: {len(_PLANS)} cells ({refused} not estimated: they do not fit); ~{rng(t['tokens'], tok)} "
+          f"generated tokens, ~{rng(t['seconds'], fmt_s)}, {fmt_b(t['bytes'][0])} on disk (a stage cells share "
+          "counted once)")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    from s2d import config as s2d_config
-
     s2d_config.check(cfg)
     p = plan(cfg)
     print(render(p))

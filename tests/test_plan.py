@@ -83,3 +83,32 @@ def test_a_model_that_does_not_fit_is_reported_instead_of_estimated(tmp_path):
     p = planner.plan(cfg)
     assert "does not fit" in p["does_not_fit"] and "stages" not in p
     assert "does not fit, so no estimate" in planner.render(p)
+
+
+def test_a_sweep_total_counts_a_stage_two_cells_share_once():
+    shared = {"tokens": (100, 80, 120), "seconds": (10, 8, 12), "bytes": (5, 4, 6), "key": "abc"}
+    own = {"tokens": (50, 40, 60), "seconds": (5, 4, 6), "bytes": (1, 1, 1), "key": "def"}
+    train = {"seconds": (3, 2, 4), "bytes": (7, 7, 7)}
+    cells = [{"stages": {"system1": shared, "generate": own, "train": train}},
+             {"stages": {"system1": dict(shared), "generate": {**own, "key": "ghi"}, "train": train}},
+             {"cell": {}, "does_not_fit": "too big"}]
+    total = planner.sweep_total(cells)
+    assert total["tokens"] == (200, 160, 240)
+    assert total["seconds"] == (26, 20, 32)
+    assert total["bytes"] == (21, 20, 22)
+
+
+def test_a_long_stage_logs_elapsed_against_its_estimate(caplog):
+    import time
+
+    caplog.set_level("INFO", logger="s2d.plan")
+    with planner.progress("generate", {"generate": (0.5, 0.4, 0.6)}, every_s=0.1):
+        time.sleep(0.35)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("generate: ")]
+    assert 2 <= len(lines) <= 4 and "elapsed, estimate 0s [0s–1s]" in lines[0]
+    caplog.clear()
+    with planner.progress("generate", {"generate": (0.05, 0.04, 0.06)}, every_s=0.1):  # shorter than a beat
+        time.sleep(0.25)
+    with planner.progress("train", {"generate": (5, 4, 6)}, every_s=0.1):  # no estimate for the stage
+        time.sleep(0.25)
+    assert not caplog.records

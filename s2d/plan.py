@@ -335,9 +335,24 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
         generation("generate", dirs["generate"], n_train, int(cfg.generate.n))
     filter_info = read_json(dirs["filter"] / "DONE.json")
     seen, kept = filter_info["filter/seen"], filter_info["filter/kept"]
-    stages["filter"] = {"cached": True} if cached["filter"] else {
-        "units": n_train, "seconds": (secs.get("filter", 0.0) * n_train / max(1, pilot_inputs),) * 3,
-        "key": keys["filter"]}
+    if "inputs" in dirs:
+        # Task inputs the model helps write (TriviaQA's opinions, S2A's probe): how many requests the run makes
+        # depends on the task (a probe pool, not n_train), so the pilot's own count is shown, not scaled.
+        rows = read_jsonl(dirs["inputs"] / "drafts.jsonl")
+        t = float(sum(r.get("completion_tokens", 0) for r in rows))
+        stages["inputs"] = {"units": len(rows), "tokens": (t, t, t), "seconds": (secs.get("inputs", 0.0),) * 3,
+                            "bytes": (float(dir_bytes(dirs["inputs"])),) * 3,
+                            "note": "the pilot's requests, not scaled: their number depends on the task"}
+    if cached["filter"]:
+        stages["filter"] = {"cached": True}
+    else:
+        scale = n_train / max(1, pilot_inputs)
+        calls = [c for f in dirs["filter"].glob("*_calls.jsonl") for c in read_jsonl(f)]  # a filter's model calls
+        stages["filter"] = {"units": n_train, "seconds": (secs.get("filter", 0.0) * scale,) * 3, "key": keys["filter"]}
+        if calls:
+            tokens = spread([float(c["completion_tokens"]) for c in calls], round(len(calls) * scale), z)
+            per_token = secs.get("filter", 0.0) / max(1.0, sum(c["completion_tokens"] for c in calls))
+            stages["filter"].update(tokens=tokens, seconds=tuple(t * per_token for t in tokens))
     stages["train"] = {"cached": True} if cached["train"] else train_estimate(cfg, dirs["train"], secs, seen, kept,
                                                                                 n_train, z, table)
     n_eval_pilot = None
@@ -473,14 +488,14 @@ def render(p: dict) -> str:
         elif "skipped" in s:
             lines.append(f"  {name:<10}{'':>8}  not estimated: {s['skipped']}")
         elif name == "train":
-            lines.append(f"  {name:<10}{rng(s['pairs'], tok):>8}  pairs, {rng(s['steps'], tok)} steps"
-                         f"{'':<4}{rng(s['seconds'], fmt_s):<28}{fmt_b(s['bytes'][0])}"
+            what = f"{rng(s['pairs'], tok)} pairs, {rng(s['steps'], tok)} steps"
+            lines.append(f"  {name:<10}{'':>8}  {what:<28}{rng(s['seconds'], fmt_s):<28}{fmt_b(s['bytes'][0])}"
                          + (f"  ({s['note']})" if s.get("note") else ""))
-        elif name == "filter":
+        elif name == "filter" and "tokens" not in s:
             lines.append(f"  {name:<10}{s['units']:>8}  {'—':<28}{fmt_s(s['seconds'][0]):<28}")
         else:
             lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<28}{rng(s['seconds'], fmt_s):<28}"
-                         f"{fmt_b(s['bytes'][0])}")
+                         f"{fmt_b(s.get('bytes', (0,))[0])}" + (f"  ({s['note']})" if s.get("note") else ""))
     t = p["total"]
     lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<28}{rng(t['seconds'], fmt_s):<28}"
                  f"{fmt_b(t['bytes'][0])}")

@@ -298,6 +298,12 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
         found = timed_elsewhere(cfg, name, d) if d else None
         if found is not None:
             secs[name] = found
+    # A pilot stage found finished by something other than a pilot (a run at the pilot's size) has no time of its
+    # own: it takes the generate stage's seconds per token (the same model and backend).
+    untimed = {n for n in record.get("reused", []) if secs.get(n) == record["seconds"].get(n)}
+    fallback = None
+    if "generate" not in untimed:
+        fallback = secs.get("generate", 0.0) / max(1.0, sum(per_input(dirs["generate"] / "traces.jsonl").values()))
     cached = real_dirs(cfg)
     keys = cached.pop("keys")
     trained = read_json(dirs["train"] / "DONE.json").get("trained")
@@ -320,7 +326,9 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
         load = secs.get("load", 0.0) if name in reloads or name == "generate" else 0.0  # an engine starts
         if table is not None and load:
             load = float((table.get("load_s") or {}).get(cfg.model.name, 0.0))
-        if table is None:
+        if table is None and name in untimed and fallback is not None:
+            per_token, source = fallback, "the pilot's generate stage (this stage was already cached)"
+        elif table is None:
             busy = max(1e-9, secs.get(name, 0.0) - (load if name != "generate" else 0.0))
             per_token = busy / max(1.0, pilot_tokens)
             source = f"pilot ({pilot_tokens / busy:.0f} tokens/s)"

@@ -92,7 +92,9 @@ def pilot_config(cfg: DictConfig) -> DictConfig:
         stand_in = compose_option([f"model={cfg.plan.model}", f"backend={cfg.plan.backend or 'hf'}"])
         pilot.model = OmegaConf.to_container(stand_in.model, resolve=False)
         pilot.backend = OmegaConf.to_container(stand_in.backend, resolve=False)
-        pilot.train.trainer = OmegaConf.to_container(stand_in.train.trainer, resolve=False)
+        # The run's schedule (epochs, steps) on this machine's CPU trainer.
+        pilot.train.trainer.update({k: stand_in.train.trainer[k] for k in
+                                    ("accelerator", "devices", "num_nodes", "strategy", "precision")})
         pilot.train.dtype = "float32"  # the stand-in trains on this machine's CPU
     pilot.logger = {"_target_": "s2d.tracking.NoTracker"}
     pilot.on_nothing_to_distill = "skip"

@@ -112,3 +112,34 @@ def test_a_long_stage_logs_elapsed_against_its_estimate(caplog):
     with planner.progress("train", {"generate": (5, 4, 6)}, every_s=0.1):  # no estimate for the stage
         time.sleep(0.25)
     assert not caplog.records
+
+
+def test_a_stand_in_pilot_with_a_throughput_table_plans_another_machine(tiny_model_dir, tmp_path, monkeypatch):
+    """The run's model (an 8B model on vLLM) is not here: the pilot runs on a stand-in, and time comes from the
+    user's table, one engine start added where the run starts one."""
+    real_compose = planner.compose_option
+    monkeypatch.setattr(planner, "compose_option",
+                        lambda overrides: real_compose([*overrides, f"model.name_or_path={tiny_model_dir}"]))
+    table = tmp_path / "tp.yaml"
+    table.write_text("generate:\n  - {model: llama-3.1-8b-instruct, backend: vllm, batch: 8, tokens_per_s: 40}\n"
+                     "  - {model: llama-3.1-8b-instruct, backend: vllm, batch: 128, tokens_per_s: 200}\n"
+                     "train:\n  - {model: llama-3.1-8b-instruct, batch_size: 4, seconds_per_step: 3.0}\n"
+                     "load_s: {llama-3.1-8b-instruct: 50}\n")
+    overrides = [o for o in tiny_overrides(tiny_model_dir, tmp_path) if not o.startswith("model")]
+    cfg = compose_config(*overrides, "model=llama-3.1-8b-instruct", "backend=vllm", "train=lora",
+                         "train/trainer=gpu", "train.dtype=bfloat16", "plan.model=smollm2-135m", "plan.n_train=4",
+                         "plan.n_eval=4", f"plan.throughput={table}", "filter=none", "target=full_response",
+                         "task.n_train=64", "task.n_eval=40")
+    p = planner.plan(cfg)
+    assert p["stand_in"] == "smollm2-135m" and p["cell"]["model"] == "llama-3.1-8b-instruct"
+    gen = p["stages"]["generate"]
+    # 64 inputs × 2 samples = 128 sequences in flight: the table's 200 tokens/s, and the engine's start.
+    assert gen["seconds"][0] == pytest.approx(50 + gen["tokens"][0] / 200)
+    # 40 sequences: 40 + (40 - 8) / 120 × 160 = 82.7 tokens/s; training released the model, so it starts again.
+    s1, s2 = p["stages"]["system1"], p["stages"]["system2"]
+    assert s1["seconds"][0] == pytest.approx(50 + s1["tokens"][0] / (40 + 32 / 120 * 160))
+    assert s2["seconds"][0] == pytest.approx(s2["tokens"][0] / (40 + 32 / 120 * 160))
+    train = p["stages"]["train"]  # 64 pairs (all kept), batch 2: 32 steps per epoch, max_steps=1 → 1 step
+    assert train["steps"][0] == 1 and train["seconds_per_step"] == pytest.approx(3.0 * 2 / 4)
+    text = planner.render(p)
+    assert "stand-in model smollm2-135m" in text and "throughput table" in text

@@ -491,7 +491,7 @@ def render(p: dict) -> str:
         lines.append(f"  time from the throughput table {p['throughput']}, not measured here")
     if p.get("build") is not None:
         lines.append(f"  model build: {fmt_s(p['build'])}, measured by the pilot (cached now: the run reuses it)")
-    lines.append(f"  {'stage':<10}{'inputs':>8}  {'generated tokens':<28}{'time':<28}disk")
+    lines.append(f"  {'stage':<10}{'inputs':>8}  {'generated tokens':<34}{'time':<34}disk")
     for name, s in p["stages"].items():
         if s.get("cached"):
             lines.append(f"  {name:<10}{'':>8}  cached: costs nothing")
@@ -499,15 +499,15 @@ def render(p: dict) -> str:
             lines.append(f"  {name:<10}{'':>8}  not estimated: {s['skipped']}")
         elif name == "train":
             what = f"{rng(s['pairs'], tok)} pairs, {rng(s['steps'], tok)} steps"
-            lines.append(f"  {name:<10}{'':>8}  {what:<28}{rng(s['seconds'], fmt_s):<28}{fmt_b(s['bytes'][0])}"
+            lines.append(f"  {name:<10}{'':>8}  {what:<34}{rng(s['seconds'], fmt_s):<34}{fmt_b(s['bytes'][0])}"
                          + (f"  ({s['note']})" if s.get("note") else ""))
         elif name == "filter" and "tokens" not in s:
-            lines.append(f"  {name:<10}{s['units']:>8}  {'—':<28}{fmt_s(s['seconds'][0]):<28}")
+            lines.append(f"  {name:<10}{s['units']:>8}  {'—':<34}{fmt_s(s['seconds'][0]):<34}")
         else:
-            lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<28}{rng(s['seconds'], fmt_s):<28}"
+            lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<34}{rng(s['seconds'], fmt_s):<34}"
                          f"{fmt_b(s.get('bytes', (0,))[0])}" + (f"  ({s['note']})" if s.get("note") else ""))
     t = p["total"]
-    lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<28}{rng(t['seconds'], fmt_s):<28}"
+    lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<34}{rng(t['seconds'], fmt_s):<34}"
                  f"{fmt_b(t['bytes'][0])}")
     mem = f"  peak memory: at least {p['peak_rss_gib']:.1f} GiB (the pilot's peak RSS; larger batches hold more)"
     if p.get("training_memory_gib"):

@@ -15,7 +15,6 @@ import atexit
 import logging
 import math
 import statistics
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -25,7 +24,7 @@ from pathlib import Path
 import hydra
 import pytorch_lightning as pl
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from s2d import cache, config as s2d_config  # the config module registers the typed schema
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, safe_child, stage_lock, write_json
@@ -157,7 +156,7 @@ def run_pilot(cfg: DictConfig) -> dict:
         for system in pilot.eval.systems:
             if system in ("distilled", "routed") and not train_info.get("trained"):
                 continue
-            # pylint: disable=protected-access  (one system at a time, to time each)
+            # one system at a time (the stage's own per-system step), so each has its own time
             d = timed(system, evaluate._system_dir, pilot, system, task, llm, trained, samp)
             dirs[f"evaluate/{system}"] = str(d)
         llm.release()
@@ -614,4 +613,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -419,6 +419,13 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
         per_step = low_step = high_step = table_step(table, cfg)
     overhead = max(0.0, secs.get("train", 0.0) - info["seconds"])  # load, save
     model_bytes = dir_bytes(d / "model")
+    lora = cfg.train.get("lora")
+    params_b = cfg.model.get("num_parameters_b") if "num_parameters_b" in cfg.model else None
+    if cfg.plan.model and params_b and not (lora and not lora.merge_on_save):
+        # The stand-in's model is not the run's: a saved full (or merged) model holds every weight in train.dtype.
+        from s2d.training.fit import _BYTES
+
+        model_bytes = float(params_b) * 1e9 * _BYTES[str(cfg.train.dtype)]
     seconds = (overhead + n_steps[0] * per_step, overhead + n_steps[1] * low_step, overhead + n_steps[2] * high_step)
     return {"pairs": pairs, "steps": n_steps, "seconds": seconds, "bytes": (model_bytes,) * 3,
             "seconds_per_step": per_step}

@@ -60,6 +60,7 @@ class S2DConf:
     logger: Any = MISSING
     paths: Any = MISSING
     system1: Any = MISSING
+    plan: Any = MISSING  # python -m s2d.plan's pilot (s2d/plan.py)
     identity: Any = MISSING  # identity.exclude: dotted paths left out of every stage key (s2d/cache.py)
     seed: int = MISSING  # sampling
     data_seed: int = MISSING  # splits, templates, pools, few-shot draws

@@ -13,7 +13,7 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from s2d import cache, config as s2d_config
+from s2d import cache, config as s2d_config, plan
 from s2d.artifacts import read_json_or_none, write_json
 from s2d.llm.base import before_training
 from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, LeadWatch, launched_world_size, process_rank
@@ -180,9 +180,12 @@ def run_as_lead(cfg: DictConfig, run_dir: Path) -> dict:
     dirs: dict = {}
     timings: dict[str, float] = {}
 
+    estimates = plan.announce(cfg)  # this cell's one-line plan, where its pilot is cached (python -m s2d.plan)
+
     def timed(name, fn, *args):
         t0 = time.perf_counter()
-        result = fn(*args)
+        with plan.progress(name, estimates, float(cfg.plan.progress_s)):
+            result = fn(*args)
         timings[name] = time.perf_counter() - t0
         return result
 

@@ -31,9 +31,10 @@ ALLOWED = {  # module (or package) → the prefixes it may import besides its ow
     "s2d.report": (*BASE, "s2d.routing"),  # draws with s2d.plots, never through a stage
     "s2d.rescore": (*STAGES, "s2d.stages", "s2d.report"),
     "s2d.paper": (*BASE, "s2d.report"),
-    "s2d.run": (*STAGES, "s2d.stages"),
+    "s2d.run": (*STAGES, "s2d.stages", "s2d.plan"),
     "s2d.prompts": ("s2d.cache", "s2d.config"),  # a command: the prompt texts a composed config sends
-    "s2d.agreement": (*BASE, "s2d.tasks"),  # a command: the graders against hand labels on real replies
+    "s2d.agreement": (*BASE, "s2d.tasks"),
+    "s2d.plan": (*STAGES, "s2d.stages", "s2d.organism"),  # a command: a cell's pilot, then its estimates  # a command: the graders against hand labels on real replies
 }
 
 

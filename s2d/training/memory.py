@@ -15,14 +15,14 @@ from s2d.training.strategy import is_fsdp, node_strategy
 
 log = logging.getLogger(__name__)
 
-_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
+DTYPE_BYTES = {"float32": 4, "float": 4, "bfloat16": 2, "float16": 2, "half": 2}
 
 
 def training_memory_gib(params_b: float, dtype: str, lora: bool, strategy: str, world: int) -> dict:
     """Rough memory of one training process in GiB: weights, gradients and AdamW's two moments (all in the
     weights' dtype, as torch's AdamW keeps them), sharded as the strategy does; LoRA trains ~1% of the weights.
     `load`: host memory of one process while it loads the full model before any sharding."""
-    w = _BYTES[dtype] * params_b * 1e9 / 2**30
+    w = DTYPE_BYTES[dtype] * params_b * 1e9 / 2**30
     trained = 0.01 * w if lora else w
     if strategy == "fsdp":
         per_device = (w + 3 * trained) / world
@@ -52,7 +52,7 @@ def node_mem_gb(params_b, dtype: str, devices) -> int:
     process, the full model in `dtype` as it is loaded before sharding. 64 when the model's size is unknown."""
     if params_b in (None, "null", ""):
         return 64
-    return int(math.ceil(64 + int(devices) * float(params_b) * _BYTES[str(dtype)] * 1.1))
+    return int(math.ceil(64 + int(devices) * float(params_b) * DTYPE_BYTES[str(dtype)] * 1.1))
 
 
 OmegaConf.register_new_resolver("s2d_node_mem_gb", node_mem_gb, replace=True)

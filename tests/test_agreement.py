@@ -19,6 +19,8 @@ VERDICT_DISAGREEMENTS: set[str] = {
     "coin_flip/smollm2-135m/rar1/system2/greedy/synth-1/0",
     "coin_flip/smollm2-135m/rar1/system2/greedy/synth-2/0",
     "coin_flip/smollm2-135m/rar1/system2/sampled/synth-20/0",
+    "oasst2/smollm2-135m/system1/system1/greedy/706994e5-371e-44c5-b0ee-cf1f2a181684:ba/0",
+    "triviaqa/smollm2-135m/system1/system1/greedy/eval-q2013/0",
 }
 # Replies where the verdict agrees but the grader read another value than the human (value tasks only).
 VALUE_DISAGREEMENTS: set[str] = {
@@ -26,10 +28,17 @@ VALUE_DISAGREEMENTS: set[str] = {
     "coin_flip/smollm2-135m/cot/system2/greedy/synth-12/0",
     "coin_flip/smollm2-135m/cot/system2/greedy/synth-7/0",
     "coin_flip/smollm2-135m/rar1/system2/greedy/synth-17/0",
-    "coin_flip/smollm2-135m/rar2/system2/sampled/synth-20/0",
     "coin_flip/smollm2-135m/system1/system1/greedy/synth-10/0",
     "coin_flip/smollm2-135m/system1/system1/greedy/synth-12/0",
     "coin_flip/smollm2-135m/system1/system1/greedy/synth-9/0",
+    "gsm8k/smollm2-135m/cot/system2/greedy/test-1/0",
+    "gsm8k/smollm2-135m/cot/system2/greedy/test-7/0",
+    "last_letter/organism-small/cot/system2/greedy/synth-11/0",
+    "last_letter/organism-small/cot/system2/greedy/synth-4/0",
+    "last_letter/organism-small/cot/system2/greedy/synth-7/0",
+    "last_letter/organism-small/system1/system1/greedy/synth-0/0",
+    "last_letter/organism-small/system1/system1/greedy/synth-10/0",
+    "last_letter/organism-small/system1/system1/greedy/synth-2/0",
     "last_letter/smollm2-135m/cot/system2/greedy/synth-10/0",
     "last_letter/smollm2-135m/cot/system2/greedy/synth-13/0",
     "last_letter/smollm2-135m/cot/system2/greedy/synth-14/0",
@@ -63,6 +72,7 @@ VALUE_DISAGREEMENTS: set[str] = {
     "last_letter/smollm2-135m/system1/system1/greedy/synth-6/0",
     "last_letter/smollm2-135m/system1/system1/greedy/synth-8/0",
     "last_letter/smollm2-135m/system1/system1/greedy/synth-9/0",
+    "multiplication/organism-small/cot/system2/greedy/synth-1/0",
     "multiplication/smollm2-135m/rar1/system2/greedy/synth-1/0",
     "multiplication/smollm2-135m/rar1/system2/greedy/synth-10/0",
     "multiplication/smollm2-135m/rar1/system2/greedy/synth-14/0",
@@ -74,6 +84,8 @@ VALUE_DISAGREEMENTS: set[str] = {
     "multiplication/smollm2-135m/system1/system1/greedy/synth-16/0",
     "multiplication/smollm2-135m/system1/system1/greedy/synth-18/0",
     "multiplication/smollm2-135m/system1/system1/greedy/synth-19/0",
+    "oasst2/smollm2-135m/system1/system1/greedy/706994e5-371e-44c5-b0ee-cf1f2a181684:ab/0",
+    "oasst2/smollm2-135m/system1/system1/greedy/fae38ad4-a338-429b-a756-9c1fc7279a21:ba/0",
 }
 
 

@@ -1,5 +1,5 @@
 """Every figure s2d draws, with matplotlib (Agg, to files): the report's accuracy-versus-tokens points, the
-distilled-accuracy curve against unlabeled inputs, and the routed system's frontier. Plain data in (rows and
+distilled-accuracy curve against unlabeled inputs, the routed system's frontier, and the README's summary. Plain data in (rows and
 frontier.json as the report and the routed stage build them), a PNG out; used by s2d/report.py (sweeps) and
 s2d/stages/report.py (one run's frontier)."""
 
@@ -109,21 +109,11 @@ def plot_points(pts: list[dict], path: Path) -> Path:
         if xs:
             ax.set_xlim(min(xs) / 1.5, max(xs) * 1.8)
         ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        # Labels are placed once the axes' limits are final, in points on the figure.
-        to_points = 72.0 / fig.dpi
-        anchors = [tuple(v * to_points for v in ax.transData.transform((x, 100 * p["accuracy"])))
-                   for p, x in zip(mine, xs)]
-        for p, x, offset in zip(mine, xs, label_offsets(anchors, [p["row"] for p in mine])):
-            ax.annotate(p["row"], (x, 100 * p["accuracy"]), fontsize=LABEL_SIZE, xytext=offset,
-                        textcoords="offset points")
+        label_points(fig, ax, mine, xs, [p["row"] for p in mine])
     handles = [plt.Line2D([], [], marker=mk, linestyle="", color="gray", label=s) for s, mk in SYSTEM_MARKERS.items()]
     handles += [plt.Line2D([], [], marker="o", linestyle="", color=colors[m], label=f"method {m}") for m in methods]
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False)
-    fig.text(0.99, 0.01, "bars: Wilson 95% interval", ha="right", va="bottom", fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save(fig, path, "bars: Wilson 95% interval", bottom=0.06)
 
 
 SYSTEM_STYLE = {"system1": ("o", "System 1"), "system2": ("s", "System 2"), "distilled": ("^", "distilled")}
@@ -181,9 +171,69 @@ def plot_frontiers(panels: list[tuple[str, dict, dict | None]], path: Path) -> P
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4.8), squeeze=False)
     for ax, (title, frontier, system1) in zip(axes[0], panels):
         draw_frontier(ax, frontier, system1, title)
-    fig.text(0.99, 0.01, "bars: Wilson 95% interval; each curve point: one threshold", ha="right", va="bottom",
-             fontsize=7, color="gray")
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
+    return save(fig, path, "bars: Wilson 95% interval; each curve point: one threshold", bottom=0.03)
+
+
+def label_points(fig, ax, pts: list[dict], xs: list[float], texts: list[str], fontsize: float = LABEL_SIZE) -> None:
+    """Annotate each point with its text, placed apart (label_offsets) once the axes' limits are final."""
+    to_points = 72.0 / fig.dpi
+    anchors = [tuple(v * to_points for v in ax.transData.transform((x, 100 * p["accuracy"])))
+               for p, x in zip(pts, xs)]
+    for p, x, text, offset in zip(pts, xs, texts, label_offsets(anchors, texts, fontsize=fontsize)):
+        ax.annotate(text, (x, 100 * p["accuracy"]), fontsize=fontsize, xytext=offset, textcoords="offset points")
+
+
+def save(fig, path: Path, note: str, bottom: float, fontsize: float = 7, dpi: int = 120) -> Path:
+    """The figure with its grey footnote, laid out above `bottom` (room for a legend), written and closed."""
+    import matplotlib.pyplot as plt
+
+    fig.text(0.99, 0.01, note, ha="right", va="bottom", fontsize=fontsize, color="gray")
+    fig.tight_layout(rect=(0, bottom, 1, 1))
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+SUMMARY_COLORS = {"system1": "#7f7f7f", "system2": "#1f77b4", "distilled": "#d62728"}
+SUMMARY_NAMES = {"system1": "System 1", "system2": "System 2", "distilled": "distilled"}
+
+
+def plot_summary(panels: list[tuple[str, list[dict]]], curve: dict, note: str, path: Path) -> Path:
+    """The README's summary: one panel per (title, points of one row), accuracy against tokens per input, and
+    a sixth with the distilled accuracy against unlabeled inputs (`curve`: points, system1, system2)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogLocator
+
+    colors, names = SUMMARY_COLORS, SUMMARY_NAMES
+    fig, axes = plt.subplots(2, 3, figsize=(13, 8.2))
+    for ax, (title, pts) in zip(axes.flat, panels):
+        mine = [p for p in pts if p["accuracy"] is not None]
+        xs = [max(p["tokens_per_input"], 0.5) for p in mine]
+        for p, x in zip(mine, xs):
+            ax.errorbar(x, 100 * p["accuracy"], yerr=_yerr([p]), fmt="none", ecolor=colors[p["system"]],
+                        elinewidth=1.2, capsize=3, zorder=1)
+            ax.scatter(x, 100 * p["accuracy"], marker=SYSTEM_MARKERS[p["system"]], s=90, color=colors[p["system"]],
+                       edgecolor="black", linewidth=0.5, zorder=2)
+        _log_x_accuracy_axes(ax, title, "generated tokens per input (log)")
+        ax.title.set_fontsize(9.5)
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 2.5)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        label_points(fig, ax, mine, xs, [f"{names[p['system']]} {100 * p['accuracy']:.0f}%" for p in mine],
+                     fontsize=LABEL_SIZE + 1.5)
+    ax = axes.flat[5]
+    pts = curve["points"]
+    ax.errorbar([c["unlabeled"] for c in pts], [100 * c["accuracy"] for c in pts], yerr=_yerr(pts), marker="^",
+                color=colors["distilled"], capsize=3, label="distilled")
+    ax.axhline(100 * curve["system2"], linestyle="--", color=colors["system2"], label="System 2")
+    ax.axhline(100 * curve["system1"], linestyle=":", color=colors["system1"], label="System 1")
+    _log_x_accuracy_axes(ax, "last letter: distilled accuracy\nagainst unlabeled inputs", "unlabeled train inputs (log)")
+    ax.title.set_fontsize(9.5)
+    ax.set_xticks([c["unlabeled"] for c in pts])
+    ax.legend(fontsize=8, loc="lower right")
+    handles = [plt.Line2D([], [], marker=SYSTEM_MARKERS[s], linestyle="", color=colors[s], markeredgecolor="black",
+                          label=names[s]) for s in SYSTEM_MARKERS]
+    fig.legend(handles=handles, loc="lower center", ncol=3, frameon=False, fontsize=9)
+    return save(fig, path, note, bottom=0.04, fontsize=8, dpi=110)

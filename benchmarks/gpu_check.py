@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import platform
-import string
 import subprocess
 import sys
 import tempfile
@@ -43,24 +42,11 @@ SHAPES = {
                      num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072,
                      tie_word_embeddings=False, rope_theta=500000.0),
 }
-CHAT_TEMPLATE = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-                 "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-
 def char_tokenizer():
-    """One token per printable character plus ChatML markers: enough for prompts, counts and training."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    """The tests' one-token-per-character tokenizer (s2d.llm.tiny), imported where it runs: s2d.llm needs no Hydra."""
+    from s2d.llm.tiny import char_tokenizer as tiny_char_tokenizer
 
-    specials = ["<pad>", "<|im_start|>", "<|im_end|>"]
-    vocab = {t: i for i, t in enumerate(specials + list(string.printable))}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<pad>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="<|im_end|>",
-                                   additional_special_tokens=["<|im_start|>"])
-    fast.chat_template = CHAT_TEMPLATE
-    return fast
+    return tiny_char_tokenizer()
 
 
 def llama_config(shape: str, **changes):

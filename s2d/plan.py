@@ -40,21 +40,44 @@ CONF = Path(__file__).resolve().parents[1] / "conf"
 # ---- the pilot ----------------------------------------------------------------------------------------------
 
 class StepTimer(pl.Callback):
-    """Wall seconds of each optimizer step, written to `<trainer root>/step_seconds.json` when training ends.
-    Added to the pilot's `train.extra_callbacks`, which stage keys leave out, so it changes no record."""
+    """Wall seconds and pairs of each optimizer step, written to `<trainer root>/step_seconds.json` when training
+    ends as `[{"seconds": s, "pairs": b}, ...]`. The pairs matter: a pilot's epochs end in a part-filled batch that
+    a larger run's do not, so a step's time is scaled by its pairs (`step_model`). Added to the pilot's
+    `train.extra_callbacks`, which stage keys leave out, so it changes no record."""
 
     def __init__(self):
-        self.seconds: list[float] = []
+        self.steps: list[dict] = []
         self._t0 = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         self._t0 = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
-        self.seconds.append(time.perf_counter() - self._t0)
+        self.steps.append({"seconds": time.perf_counter() - self._t0, "pairs": int(len(batch["input_ids"]))})
 
     def on_train_end(self, trainer, pl_module) -> None:
-        write_json(Path(trainer.default_root_dir) / "step_seconds.json", self.seconds)
+        write_json(Path(trainer.default_root_dir) / "step_seconds.json", self.steps)
+
+
+def step_model(steps: list[dict]) -> tuple[float, tuple[float, float, float]]:
+    """A step's seconds as `fixed + per_pair × pairs`, fitted to the pilot's timed steps (the first one, which also
+    warms up, left out where others exist): least squares where the steps hold two batch sizes or more, else all
+    of a step's time per pair. Returns (fixed, (per_pair, low, high)); the range comes from the steps' residuals
+    spread over their pairs, so a noisy machine widens it."""
+    later = steps[1:] or steps
+    xs = [float(s["pairs"]) for s in later]
+    ys = [float(s["seconds"]) for s in later]
+    fixed = 0.0
+    if len(set(xs)) >= 2:
+        mx, my = statistics.fmean(xs), statistics.fmean(ys)
+        slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+        fixed = my - slope * mx
+        if slope <= 0 or fixed < 0:  # noise beat the signal: fall back to time per pair
+            fixed = 0.0
+    per_pair = [(y - fixed) / x for x, y in zip(xs, ys)]
+    mid = statistics.median(per_pair)
+    high = max([*per_pair, (float(steps[0]["seconds"]) - fixed) / float(steps[0]["pairs"])])
+    return fixed, (mid, min(per_pair), high)
 
 
 def task_sizes(cfg: DictConfig) -> tuple[int | None, int | None]:
@@ -415,12 +438,22 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
     if not info.get("trained"):
         return {"pairs": pairs, "steps": n_steps, "seconds": (0.0, 0.0, 0.0), "bytes": (0, 0, 0),
                 "note": "the pilot trained nothing (its filter kept no input): no time per step measured"}
-    timed = read_json(d / "step_seconds.json") if (d / "step_seconds.json").exists() else [info["seconds_per_step"]]
-    later = timed[1:] or timed  # the first step also warms up
-    per_step = statistics.median(later)
-    low_step, high_step = min(later), max(timed)
+    timed = read_json(d / "step_seconds.json") if (d / "step_seconds.json").exists() else []
+    if not timed or not isinstance(timed[0], dict):  # a pilot timed before steps recorded their pairs
+        timed = [{"seconds": float(s), "pairs": int(cfg.train.batch_size)} for s in timed] or \
+            [{"seconds": info["seconds_per_step"], "pairs": int(cfg.train.batch_size)}]
+    fixed, per_pair = step_model(timed)
+    batch = int(cfg.train.batch_size)
+
+    def run_seconds(p: float, n: int, rate: float) -> float:
+        # every pair of every epoch once, plus each step's fixed cost; a run capped by max_steps stops early
+        done = min(round(p) * epochs, n * batch * world)
+        return n * fixed + done / world * rate
+
+    per_step = fixed + batch * per_pair[0]
     if table is not None and table_step(table, cfg) is not None:
-        per_step = low_step = high_step = table_step(table, cfg)
+        per_step = table_step(table, cfg)
+        fixed, per_pair = 0.0, (per_step / batch,) * 3
     overhead = max(0.0, secs.get("train", 0.0) - info["seconds"])  # load, save
     model_bytes = dir_bytes(d / "model")
     lora = cfg.train.get("lora")
@@ -430,7 +463,7 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
         from s2d.training.memory import DTYPE_BYTES
 
         model_bytes = float(params_b) * 1e9 * DTYPE_BYTES[str(cfg.train.dtype)]
-    seconds = (overhead + n_steps[0] * per_step, overhead + n_steps[1] * low_step, overhead + n_steps[2] * high_step)
+    seconds = tuple(overhead + run_seconds(p, n, rate) for p, n, rate in zip(pairs, n_steps, per_pair))
     return {"pairs": pairs, "steps": n_steps, "seconds": seconds, "bytes": (model_bytes,) * 3,
             "seconds_per_step": per_step}
 

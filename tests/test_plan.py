@@ -60,6 +60,21 @@ def test_the_spread_gives_the_range():
     assert planner.spread([5.0], 10, z=2.0) == (50.0, 50.0, 50.0)
 
 
+def test_a_step_is_timed_per_pair_so_a_part_filled_pilot_batch_does_not_shrink_the_run():
+    # The pilot's 12 pairs in batches of 8 make epochs of one full step and one of 4; the run fills every batch.
+    steps = [{"seconds": 9.0, "pairs": 8}] + [{"seconds": 0.5 + 0.3 * b, "pairs": b} for b in (4, 8, 4, 8, 4)]
+    fixed, (per_pair, low, high) = planner.step_model(steps)
+    assert fixed == pytest.approx(0.5) and per_pair == pytest.approx(0.3) and low == pytest.approx(0.3)
+    assert high == pytest.approx((9.0 - 0.5) / 8)  # the warm-up step widens the range only
+    # The old estimate, the median step, would say 1.7 s for a full step of 8; per pair it is 2.9 s.
+    assert fixed + 8 * per_pair == pytest.approx(2.9)
+    # One batch size only: all of a step's time per pair. Noise that fits a negative fixed cost falls back too.
+    assert planner.step_model([{"seconds": 2.0, "pairs": 4}] * 3) == (0.0, (0.5, 0.5, 0.5))
+    fixed, (per_pair, _, _) = planner.step_model([{"seconds": 1.0, "pairs": 8}, {"seconds": 3.0, "pairs": 2},
+                                                   {"seconds": 1.0, "pairs": 8}])
+    assert fixed == 0.0 and per_pair == pytest.approx((3.0 / 2 + 1.0 / 8) / 2)  # the median of 1.5 and 0.125
+
+
 def test_a_throughput_table_sets_the_rate_between_measured_batches(tmp_path):
     path = tmp_path / "tp.yaml"
     path.write_text("generate:\n  - {model: smollm2-135m, backend: hf, batch: 8, tokens_per_s: 100}\n"

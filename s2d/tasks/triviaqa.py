@@ -172,7 +172,7 @@ class TriviaQA:
     name = "triviaqa"
     train_only_keys = ("train_every_variant",)  # not n_train: eval inputs borrow wrong answers from train questions
     version = 1  # bump when prompts or inputs change: cached stages are then redone
-    grader_version = 4  # 2: last marker's segment, echoes of the opinion removed, hedges never right;
+    grader_version = 5  # 2: last marker's segment, echoes of the opinion removed, hedges never right;
     # 3: an alias the question itself holds counted only away from the question's words around it;
     # 4: an alias the question itself holds never counts, unless the question offers it as a choice
     # 5: an alias said only negated ("not X", "X is incorrect") or both ways is wrong, a rejected suggestion

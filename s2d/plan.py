@@ -463,6 +463,11 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
         from s2d.training.memory import DTYPE_BYTES
 
         model_bytes = float(params_b) * 1e9 * DTYPE_BYTES[str(cfg.train.dtype)]
+    if cfg.plan.model and not (table is not None and table_step(table, cfg) is not None):
+        # The stand-in's steps on this CPU say nothing about the run's model on its hardware.
+        return {"pairs": pairs, "steps": n_steps, "bytes": (model_bytes,) * 3,
+                "note": f"time not estimated: no train row for {cfg.model.name} in plan.throughput, and the "
+                        "stand-in's steps here do not time the run's model"}
     seconds = tuple(overhead + run_seconds(p, n, rate) for p, n, rate in zip(pairs, n_steps, per_pair))
     return {"pairs": pairs, "steps": n_steps, "seconds": seconds, "bytes": (model_bytes,) * 3,
             "seconds_per_step": per_step}
@@ -542,7 +547,8 @@ def render(p: dict) -> str:
             lines.append(f"  {name:<10}{'':>8}  not estimated: {s['skipped']}")
         elif name == "train":
             what = f"{rng(s['pairs'], tok)} pairs, {rng(s['steps'], tok)} steps"
-            lines.append(f"  {name:<10}{'':>8}  {what:<34}{rng(s['seconds'], fmt_s):<34}{fmt_b(s['bytes'][0])}"
+            when = rng(s['seconds'], fmt_s) if "seconds" in s else "—"
+            lines.append(f"  {name:<10}{'':>8}  {what:<34}{when:<34}{fmt_b(s['bytes'][0])}"
                          + (f"  ({s['note']})" if s.get("note") else ""))
         elif name == "filter" and "tokens" not in s:
             lines.append(f"  {name:<10}{s['units']:>8}  {'—':<34}{fmt_s(s['seconds'][0]):<34}")
@@ -550,8 +556,10 @@ def render(p: dict) -> str:
             lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<34}{rng(s['seconds'], fmt_s):<34}"
                          f"{fmt_b(s.get('bytes', (0,))[0])}" + (f"  ({s['note']})" if s.get("note") else ""))
     t = p["total"]
+    untimed = [name for name, s in p["stages"].items() if not s.get("cached") and "skipped" not in s
+               and "seconds" not in s]
     lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<34}{rng(t['seconds'], fmt_s):<34}"
-                 f"{fmt_b(t['bytes'][0])}")
+                 f"{fmt_b(t['bytes'][0])}" + (f"  (time without {', '.join(untimed)})" if untimed else ""))
     mem = f"  peak memory: at least {p['peak_rss_gib']:.1f} GiB (the pilot's peak RSS; larger batches hold more)"
     if p.get("training_memory_gib"):
         mem += f"; training needs about {p['training_memory_gib']['per_device']:.0f} GiB per device (check_fits)"

@@ -158,3 +158,14 @@ def test_a_stand_in_pilot_with_a_throughput_table_plans_another_machine(tiny_mod
     assert train["steps"][0] == 1 and train["seconds_per_step"] == pytest.approx(3.0 * 2 / 4)
     text = planner.render(p)
     assert "stand-in model smollm2-135m" in text and "throughput table" in text
+
+    # Without a train row the stand-in's CPU steps would time the wrong model: training time is left out, and said.
+    table.write_text(table.read_text().split("train:")[0] + "load_s: {llama-3.1-8b-instruct: 50}\n")
+    p = planner.plan(compose_config(*overrides, "model=llama-3.1-8b-instruct", "backend=vllm", "train=lora",
+                                    "train/trainer=gpu", "train.dtype=bfloat16", "plan.model=smollm2-135m",
+                                    "plan.n_train=4", "plan.n_eval=4", f"plan.throughput={table}", "filter=none",
+                                    "target=full_response", "task.n_train=64", "task.n_eval=40"),
+                     run_pilot_if_needed=False)
+    assert "seconds" not in p["stages"]["train"] and p["stages"]["train"]["steps"][0] == 1
+    text = planner.render(p)
+    assert "time not estimated: no train row for llama-3.1-8b-instruct" in text and "(time without train)" in text

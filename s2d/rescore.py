@@ -72,7 +72,8 @@ def rescore(root: Path) -> list[dict]:
 def describe(summary: dict) -> str:
     before = summary["accuracy_before"]
     before = "—" if before is None else f"{before:.3f}"
-    return (f"{summary['system']:<10} {summary['answers_changed']:>4} of {summary['n']} answers changed, "
+    return (f"{summary['system']:<10} {summary['answers_changed']:>4} of {summary['n']} answers and "
+            f"{summary['verdicts_changed']} verdicts changed, "
             f"accuracy {before} → {summary['accuracy_after']:.3f} "
             f"(grader version {summary['grader_version_before']} → {summary['grader_version_after']})")
 

@@ -65,14 +65,15 @@ def test_rescore_rereads_answers_from_stored_replies(tmp_path):
     assert [rows[f"e{i}"]["answer"] for i in range(4)] == ["even", "odd", "odd", None]
     assert [rows[f"e{i}"]["correct"] for i in range(4)] == [True, True, False, False]
     assert task.seen_truncated == [False, False, False, True]
-    assert summary == {"system": "system1", "n": 4, "answers_changed": 3, "accuracy_before": 0.75,
-                       "accuracy_after": 0.5, "grader_version_before": 1, "grader_version_after": 2}
+    # e0 wrong → right, e2 and e3 right → wrong: three verdicts moved with the answers
+    assert summary == {"system": "system1", "n": 4, "answers_changed": 3, "verdicts_changed": 3,
+                       "accuracy_before": 0.75, "accuracy_after": 0.5, "grader_version_before": 1, "grader_version_after": 2}
     done = read_json(out / "DONE.json")
     assert done["system1/accuracy"] == 0.5 and done["grader_version"] == 2
     assert done["system1/parse_failures"] == 1
     assert (done["system1/accuracy_ci_low"], done["system1/accuracy_ci_high"]) == pytest.approx(
         (0.150036, 0.849964), abs=1e-5)  # Wilson(2, 4)
-    assert done["rescored"] == {"from_grader_version": 1, "answers_changed": 3}
+    assert done["rescored"] == {"from_grader_version": 1, "answers_changed": 3, "verdicts_changed": 3}
     assert (out / "traces.jsonl").read_bytes() == traces_before
 
 
@@ -168,7 +169,8 @@ def test_rescore_cli_changes_scores_only(finished_run, no_model, monkeypatch, ca
     for system in ("system1", "system2", "distilled"):
         line = next(line for line in out.splitlines() if line.strip().startswith(system))
         before = metrics_before[f"{system}/accuracy"]
-        assert f"{6 - was_yes[system]} of 6 answers changed, accuracy {before:.3f} → {share_yes:.3f}" in line
+        assert f"{6 - was_yes[system]} of 6 answers and " in line
+        assert f"verdicts changed, accuracy {before:.3f} → {share_yes:.3f}" in line
 
 
 def test_a_grader_version_change_rescores_in_place_and_reuses_generation_and_training(

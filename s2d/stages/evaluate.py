@@ -123,18 +123,24 @@ def rescore(out: Path, task, system: str) -> dict:
     info = require_done(out)
     examples = task.eval_examples()
     traces = regrade([Trace.from_dict(r) for r in read_jsonl(out / "traces.jsonl")], task)
-    before = {r["example_id"]: r["answer"] for r in read_jsonl(out / "predictions.jsonl")}
+    stored = read_jsonl(out / "predictions.jsonl")
+    before = {r["example_id"]: r["answer"] for r in stored}
+    verdict = {r["example_id"]: r["correct"] for r in stored}
     rows, metrics = score(examples, traces, task, system)
     changed = sum(before.get(r["example_id"]) != r["answer"] for r in rows)
+    # A grader may move a verdict without moving the extracted text (TriviaQA's answer is the committed text).
+    flipped = sum(verdict.get(r["example_id"]) != r["correct"] for r in rows)
     rewrite_jsonl(out / "predictions.jsonl", rows)
     # Figures are the "/" keys; stale ones (a group or interval the new scoring no longer has) are dropped.
     kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version")}
     mark_done(out, {**kept, **metrics, "grader_version": grader_version(task),
-                    "rescored": {"from_grader_version": info.get("grader_version"), "answers_changed": changed}})
-    summary = {"system": system, "n": len(rows), "answers_changed": changed,
+                    "rescored": {"from_grader_version": info.get("grader_version"), "answers_changed": changed,
+                                 "verdicts_changed": flipped}})
+    summary = {"system": system, "n": len(rows), "answers_changed": changed, "verdicts_changed": flipped,
                "accuracy_before": info.get(f"{system}/accuracy"), "accuracy_after": metrics[f"{system}/accuracy"],
                "grader_version_before": info.get("grader_version"), "grader_version_after": grader_version(task)}
-    log.info("evaluate %s: re-scored %s with grader version %s: %d answers changed, accuracy %s -> %.3f",
-             system, out, summary["grader_version_after"], changed, summary["accuracy_before"],
+    log.info("evaluate %s: re-scored %s with grader version %s: %d answers and %d verdicts changed, "
+             "accuracy %s -> %.3f", system, out, summary["grader_version_after"], changed, flipped,
+             summary["accuracy_before"],
              summary["accuracy_after"])
     return summary

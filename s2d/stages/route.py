@@ -256,15 +256,18 @@ def rescore(out: Path, task) -> dict:
     system2_dir = Path(info["system2_dir"])
     if read_json(system2_dir / "DONE.json").get("grader_version") != grader_version(task):
         evaluate.rescore(system2_dir, task, "system2")
-    before = {r["example_id"]: r["answer"] for r in read_jsonl(out / "predictions.jsonl")}
+    stored = read_jsonl(out / "predictions.jsonl")
+    before = {r["example_id"]: r["answer"] for r in stored}
+    verdict = {r["example_id"]: r["correct"] for r in stored}
     attempt, samples, logprobs = _stored(out, task)
     kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version",
                                                                           "route", "system2_dir")}
     metrics = write_outputs(out, task, task.eval_examples(), attempt, samples, logprobs, system2_dir,
                             info["route"]["signal"], info["route"]["threshold"],
                             {**kept, "rescored": {"from_grader_version": info.get("grader_version")}})
-    after = {r["example_id"]: r["answer"] for r in read_jsonl(out / "predictions.jsonl")}
-    changed = sum(before.get(i) != a for i, a in after.items())
-    return {"system": "routed", "n": len(after), "answers_changed": changed,
+    rows = read_jsonl(out / "predictions.jsonl")
+    changed = sum(before.get(r["example_id"]) != r["answer"] for r in rows)
+    flipped = sum(verdict.get(r["example_id"]) != r["correct"] for r in rows)
+    return {"system": "routed", "n": len(rows), "answers_changed": changed, "verdicts_changed": flipped,
             "accuracy_before": info.get("routed/accuracy"), "accuracy_after": metrics["routed/accuracy"],
             "grader_version_before": info.get("grader_version"), "grader_version_after": grader_version(task)}

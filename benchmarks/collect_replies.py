@@ -46,6 +46,8 @@ def records(run_dir: Path, source: str, seen: set[str], targets: dict[str, str])
         d = Path(path).resolve()
         if not (stage == "generate" or stage.startswith("evaluate/")) or str(d) in seen:
             continue
+        if stage == "evaluate/routed":
+            continue  # its replies are the distilled model's and System 2's, read from their own stages
         seen.add(str(d))
         config = require_done(d)["config"]
         task = task_of(config)

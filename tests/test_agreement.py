@@ -13,6 +13,7 @@ from s2d.agreement import ASSETS, CATEGORIES, NUMERIC_TASKS, measure, read_jsonl
 
 # Replies where the grader's right/wrong verdict differs from the hand label.
 VERDICT_DISAGREEMENTS: set[str] = {
+    "capitals/organism-s2a/system1/system1/greedy/eval-q315/0",
     "coin_flip/smollm2-135m/cot/system2/greedy/synth-4/0",
     "coin_flip/smollm2-135m/cot/system2/sampled/synth-21/1",
     "coin_flip/smollm2-135m/cot/system2/sampled/synth-22/1",
@@ -106,7 +107,7 @@ def test_the_files_hold_enough_real_replies_and_labels():
     assert {"coin_flip", "last_letter", "multiplication", "gsm8k", "triviaqa", "capitals", "oasst2",
             "mt_bench"} <= {r["task"] for r in labelled}
     assert {"system1", "system2"} <= {r["system"] for r in labelled}
-    assert {"smollm2-135m", "organism-small"} <= {r["model"] for r in labelled}
+    assert {"smollm2-135m", "organism-small", "organism-s2a"} <= {r["model"] for r in labelled}
     assert sum(r["cut"] for r in labelled) >= 30
 
 

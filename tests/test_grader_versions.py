@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # task class → (grader_version, fingerprint)
 PINNED = {
-    "s2d.tasks.capitals.Capitals": (5, "7b35aa122644"),
+    "s2d.tasks.capitals.Capitals": (6, "fe8db2f94fa1"),
     "s2d.tasks.coin_flip.CoinFlip": (3, "a50e43157e8e"),
     "s2d.tasks.coin_judge.CoinFlipJudge": (3, "6093e515f798"),
     "s2d.tasks.gsm8k.GSM8k": (3, "a4fa0d290def"),
@@ -30,7 +30,7 @@ PINNED = {
     "s2d.tasks.multiplication.Multiplication": (3, "4132d051c642"),
     "s2d.tasks.oasst2.OASST2": (3, "638df167024a"),
     "s2d.tasks.spelling.LastLetterLetterwise": (4, "c7bc08806d4d"),
-    "s2d.tasks.triviaqa.TriviaQA": (5, "63d8ac6fb3a7"),
+    "s2d.tasks.triviaqa.TriviaQA": (6, "d91609725ec7"),
 }
 
 

@@ -447,6 +447,21 @@ TRIVIAQA_STYLES = [
     # explanations after the answer
     ("Final answer: Roald Dahl, because he also wrote The BFG.", None, True),
     ("The answer is Roald Dahl, a British author who wrote it in 1988.", None, True),
+    # an "or" past a "but" or a dash is about something else, not a hedge of the answer
+    ("It was Roald Dahl, but his drafts were titled Miss Trunchbull or The Reader.", None, True),  # SmolLM
+    ("Roald Dahl wrote it, but the film was made by DeVito or TriStar.", None, True),  # Llama-3
+    ("The answer is Roald Dahl — he wrote it in 1987 or 1988.", None, True),  # Qwen2.5
+    ("Roald Dahl, but the pictures are by Quentin Blake or his studio.", None, True),  # Llama-2-chat
+    ("The author is Roald Dahl - not Blyton or Potter.", None, True),  # SmolLM
+    ("It is Roald Dahl or Enid Blyton, but I lean to Dahl.", None, False),  # the hedge is in the answer's part
+    ("Roald Dahl or Enid Blyton; I cannot say which.", None, False),  # Qwen2.5
+    # a last answer marker with nothing after it: the reply put its earlier answer aside and never gave another
+    ("Matilda was written by Roald Dahl. But the answer is not in England. The correct answer is:", None, False),  # SmolLM
+    ("Roald Dahl wrote it.\n\n**Final Answer:**", None, False),  # Llama-3, the heading left empty
+    ("I believe it is Roald Dahl. The answer is:", None, False),  # SmolLM
+    ("Roald Dahl, I think. Final answer:\n\n", None, False),  # Qwen2.5
+    ("Perhaps Roald Dahl. So, the correct answer is", None, False),  # Llama-2-chat
+    ("Final answer:\n- Roald Dahl", None, True),  # the marker's answer on the next line still counts
 ]
 
 
@@ -476,6 +491,10 @@ CAPITALS_NEGATION = [
     ("It is not surprising that the capital is Canberra.",                                None,        True),
     ("Context: none\nQuestion: What is the capital of Australia?\nCanberra",               None,        True),  # a repeated rewrite, no new turn
     ("I'm not sure it's Canberra.",                                                       None,        False),
+    ("The capital of Australia is indeed Canberra, but the answer is actually not in Australia. The correct answer "
+     "is:",                                                                                None,        False),
+    ('The capital of Australia is typically called Canberra, but early plans said "Yass" or "Dalgety".',
+                                                                                          None,        True),
 ]
 
 

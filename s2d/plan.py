@@ -28,6 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from s2d import cache, config as s2d_config  # the config module registers the typed schema
 from s2d.artifacts import is_done, mark_done, read_json, read_jsonl, safe_child, stage_lock, write_json
+from s2d.console import quiet_library_noise
 from s2d.training.fit import peak_rss_gib
 from s2d.training.memory import check_fits
 
@@ -655,6 +656,7 @@ def print_total() -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    quiet_library_noise()
     s2d_config.check(cfg)
     p = plan(cfg)
     print(render(p))

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import hydra
@@ -15,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from s2d import cache, config as s2d_config, plan
 from s2d.artifacts import read_json_or_none, write_json
+from s2d.console import quiet_library_noise
 from s2d.llm.base import before_training
 from s2d.distributed import LEAD_STALE_S, LeadHeartbeat, LeadWatch, launched_world_size, process_rank
 from s2d.stages import evaluate, filter as filter_stage, generate, inputs, report, route, train
@@ -22,48 +21,6 @@ from s2d.tracking import NoTracker
 from s2d.training.memory import check_fits
 
 log = logging.getLogger("s2d")
-
-# Known messages of other libraries that say nothing about this run. They stay out of the console; the Lightning
-# lines still reach the run's log file (`<run dir>/s2d.log`), and W&B writes its own banners to its debug log
-# (`WandbTracker`). Each pattern is the start of the library's exact text, so nothing else is filtered.
-CONSOLE_NOISE = (
-    # Lightning's rank-zero advertisements: for its own experiment logger (printed by every Trainer that is not
-    # given one) and for its model registry (printed when a Trainer checkpoints).
-    re.compile(re.escape("💡 Tip: For seamless cloud logging and experiment tracking, try installing [litlogger]")),
-    re.compile(re.escape("💡 Tip: For seamless cloud uploads and versioning, try installing [litmodels]")),
-)
-LIBRARY_WARNINGS = (
-    # torch deprecates LeafSpec; Lightning's own pytree helper still builds one on every training batch.
-    (FutureWarning, re.escape("`isinstance(treespec, LeafSpec)` is deprecated")),
-)
-LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning")
-
-
-class DropConsoleNoise(logging.Filter):
-    """Drops CONSOLE_NOISE from the handler it is attached to (the console), nothing else."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return not any(p.match(message) for p in CONSOLE_NOISE)
-
-
-def quiet_library_noise() -> None:
-    """Keep the console to s2d's progress and table. Call after Hydra has set up logging (inside the job)."""
-    for category, message in LIBRARY_WARNINGS:
-        warnings.filterwarnings("ignore", message=message, category=category)
-    # Lightning, imported before Hydra configured logging, gave itself a stderr handler of its own, so its lines
-    # reached the console only. Through the root logger's handlers they reach Hydra's log file as well.
-    for name in LIGHTNING_LOGGERS:
-        logger = logging.getLogger(name)
-        for handler in list(logger.handlers):
-            if type(handler) is logging.StreamHandler:
-                logger.removeHandler(handler)
-        logger.propagate = True
-    for handler in logging.getLogger().handlers:
-        console = isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler)
-        if console and not any(isinstance(f, DropConsoleNoise) for f in handler.filters):
-            handler.addFilter(DropConsoleNoise())
-
 
 class NothingToDistill(RuntimeError):
     pass

@@ -1,5 +1,5 @@
 """Imports point down the stack, and no s2d module reaches itself through its imports. From the bottom:
-(types, voting, stats, distributed, artifacts, chat, plots, tracking) → (routing, config, llm, training) →
+(types, voting, stats, distributed, artifacts, chat, plots, tracking, console) → (routing, config, llm, training) →
 tasks → (scoring, cache, methods, filters) → (stages, organism) → report → (rescore, paper, run).
 Read from the source with `ast` (imports inside functions too), so a new upward import or a circle fails here."""
 
@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT
 
 BASE = ("s2d.types", "s2d.voting", "s2d.stats", "s2d.distributed", "s2d.artifacts", "s2d.chat", "s2d.plots",
-        "s2d.tracking")
+        "s2d.tracking", "s2d.console")
 MODELS = (*BASE, "s2d.llm", "s2d.tasks")  # what a method or a filter builds on
 STAGES = (*MODELS, "s2d.routing", "s2d.scoring", "s2d.cache", "s2d.config", "s2d.methods", "s2d.filters",
           "s2d.training")
@@ -33,8 +33,8 @@ ALLOWED = {  # module (or package) → the prefixes it may import besides its ow
     "s2d.paper": (*BASE, "s2d.report"),
     "s2d.run": (*STAGES, "s2d.stages", "s2d.plan"),
     "s2d.prompts": ("s2d.cache", "s2d.config"),  # a command: the prompt texts a composed config sends
-    "s2d.agreement": (*BASE, "s2d.tasks"),
-    "s2d.plan": (*STAGES, "s2d.stages", "s2d.organism"),  # a command: a cell's pilot, then its estimates  # a command: the graders against hand labels on real replies
+    "s2d.agreement": (*BASE, "s2d.tasks"),  # a command: the graders against hand labels on real replies
+    "s2d.plan": (*STAGES, "s2d.stages", "s2d.organism"),  # a command: a cell's pilot, then its estimates
 }
 
 

@@ -10,7 +10,7 @@ import warnings
 
 import pytest
 
-from s2d.run import LIGHTNING_LOGGERS, quiet_library_noise
+from s2d.console import LIGHTNING_LOGGERS, quiet_library_noise
 
 
 @pytest.fixture

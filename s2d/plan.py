@@ -540,7 +540,7 @@ def render(p: dict) -> str:
         lines.append(f"  time from the throughput table {p['throughput']}, not measured here")
     if p.get("build") is not None:
         lines.append(f"  model build: {fmt_s(p['build'])}, measured by the pilot (cached now: the run reuses it)")
-    lines.append(f"  {'stage':<10}{'inputs':>8}  {'generated tokens':<34}{'time':<34}disk")
+    lines.append(f"  {'stage':<10}{'inputs':>8}  {'generated tokens':<36} {'time':<33} disk")
     for name, s in p["stages"].items():
         if s.get("cached"):
             lines.append(f"  {name:<10}{'':>8}  cached: costs nothing")
@@ -549,17 +549,17 @@ def render(p: dict) -> str:
         elif name == "train":
             what = f"{rng(s['pairs'], tok)} pairs, {rng(s['steps'], tok)} steps"
             when = rng(s['seconds'], fmt_s) if "seconds" in s else "—"
-            lines.append(f"  {name:<10}{'':>8}  {what:<34}{when:<34}{fmt_b(s['bytes'][0])}"
+            lines.append(f"  {name:<10}{'':>8}  {what:<36} {when:<33} {fmt_b(s['bytes'][0])}"
                          + (f"  ({s['note']})" if s.get("note") else ""))
         elif name == "filter" and "tokens" not in s:
-            lines.append(f"  {name:<10}{s['units']:>8}  {'—':<34}{fmt_s(s['seconds'][0]):<34}")
+            lines.append(f"  {name:<10}{s['units']:>8}  {'—':<36} {fmt_s(s['seconds'][0]):<33} ")
         else:
-            lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<34}{rng(s['seconds'], fmt_s):<34}"
+            lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<36} {rng(s['seconds'], fmt_s):<33} "
                          f"{fmt_b(s.get('bytes', (0,))[0])}" + (f"  ({s['note']})" if s.get("note") else ""))
     t = p["total"]
     untimed = [name for name, s in p["stages"].items() if not s.get("cached") and "skipped" not in s
                and "seconds" not in s]
-    lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<34}{rng(t['seconds'], fmt_s):<34}"
+    lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<36} {rng(t['seconds'], fmt_s):<33} "
                  f"{fmt_b(t['bytes'][0])}" + (f"  (time without {', '.join(untimed)})" if untimed else ""))
     mem = f"  peak memory: at least {p['peak_rss_gib']:.1f} GiB (the pilot's peak RSS; larger batches hold more)"
     if p.get("training_memory_gib"):

@@ -169,3 +169,17 @@ def test_a_stand_in_pilot_with_a_throughput_table_plans_another_machine(tiny_mod
     assert "seconds" not in p["stages"]["train"] and p["stages"]["train"]["steps"][0] == 1
     text = planner.render(p)
     assert "time not estimated: no train row for llama-3.1-8b-instruct" in text and "(time without train)" in text
+
+
+def test_wide_figures_keep_their_columns_apart():
+    p = {"cell": {"method": "cot", "task": "coin_flip", "filter": "self_consistency", "model": "organism",
+                  "backend": "hf"},
+         "pilot": {"train": 12, "eval": 12}, "run": {"train": 20000, "eval": 1330}, "peak_rss_gib": 9.0,
+         "stages": {"generate": {"units": 20000, "tokens": (12345678.0, 11234567.0, 13456789.0),
+                                 "seconds": (86400.0, 80000.0, 90000.0), "bytes": (6.6e8,) * 3},
+                    "train": {"pairs": (15000.0, 12000.0, 18000.0), "steps": (2813, 2250, 3375),
+                              "seconds": (3600.0, 3000.0, 9000.0), "bytes": (5.4e8,) * 3}},
+         "total": {"tokens": (12345678.0, 11234567.0, 13456789.0), "seconds": (90000.0, 83000.0, 99000.0),
+                   "bytes": (1.2e9,) * 3}}
+    train_line = next(line for line in planner.render(p).splitlines() if line.strip().startswith("train"))
+    assert "steps " in train_line and "3,375] steps 1.0 h" in train_line, train_line

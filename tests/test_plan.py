@@ -17,8 +17,10 @@ from s2d.artifacts import read_json
 def test_a_planned_tiny_cell_then_run_falls_within_the_plan(tiny_model_dir, tmp_path, caplog):
     from s2d.run import run
 
+    # Chunks of 3 inputs: the pilot's 6 already fill one batch of the run, so plan.fill_batch leaves them at 6.
     overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=12", "task.n_eval=12", "plan.n_train=6",
-                               "plan.n_eval=6", "generate.max_new_tokens=24", "plan.z=3",
+                               "plan.n_eval=6", "generate.max_new_tokens=24", "plan.z=3", "generate.chunk_size=3",
+                               "eval.chunk_size=3",
                                "filter=none", "target=full_response")
     cfg = compose_config(*overrides)
     p = planner.plan(cfg)
@@ -50,6 +52,18 @@ def test_a_planned_tiny_cell_then_run_falls_within_the_plan(tiny_model_dir, tmp_
     assert set(again["stages"]) == {"generate", "filter", "train", "system1", "system2", "distilled"}
     assert all(s.get("cached") for s in again["stages"].values()), again["stages"]
     assert again["total"]["tokens"] == (0, 0, 0)
+
+
+def test_the_pilot_fills_one_batch_of_the_run(tiny_model_dir, tmp_path):
+    base = [*tiny_overrides(tiny_model_dir, tmp_path), "task.n_train=500", "task.n_eval=300", "generate.n=4",
+            "generate.chunk_size=32", "eval.chunk_size=40", "backend.batch_size=64"]
+    pilot = planner.pilot_config(compose_config(*base))
+    # 32 inputs × 4 samples, at most 64 sequences a batch: 16 inputs; eval: 40 items × 1, at most 64: 40.
+    assert (pilot.task.n_train, pilot.task.n_eval) == (16, 40)
+    pilot = planner.pilot_config(compose_config(*base, "task.n_train=10", "task.n_eval=20"))
+    assert (pilot.task.n_train, pilot.task.n_eval) == (10, 20)  # never more than the run's own
+    pilot = planner.pilot_config(compose_config(*base, "plan.fill_batch=false"))
+    assert (pilot.task.n_train, pilot.task.n_eval) == (12, 12)  # plan.n_train, plan.n_eval as given
 
 
 def test_the_spread_gives_the_range():

@@ -664,10 +664,12 @@ def print_total() -> None:
     if len(_PLANS) < 2:
         return
     refused = sum("does_not_fit" in p for p in _PLANS)
+    untimed = sum(any(not s.get("cached") and "skipped" not in s and "seconds" not in s
+                      for s in p.get("stages", {}).values()) for p in _PLANS)
     t = sweep_total(_PLANS)
     print(f"sweep: {len(_PLANS)} cells ({refused} not estimated: they do not fit); ~{rng(t['tokens'], tok)} "
           f"generated tokens, ~{rng(t['seconds'], fmt_s)}, {fmt_b(t['bytes'][0])} on disk (a stage cells share "
-          "counted once)")
+          "counted once)" + (f"; the time leaves out a stage of {untimed} cells that has none" if untimed else ""))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

@@ -197,3 +197,12 @@ def test_wide_figures_keep_their_columns_apart():
                    "bytes": (1.2e9,) * 3}}
     train_line = next(line for line in planner.render(p).splitlines() if line.strip().startswith("train"))
     assert "steps " in train_line and "3,375] steps 1.0 h" in train_line, train_line
+
+
+def test_the_sweep_line_says_when_its_time_leaves_a_stage_out(monkeypatch, capsys):
+    timed = {"stages": {"generate": {"tokens": (10.0, 8.0, 12.0), "seconds": (5.0, 4.0, 6.0), "bytes": (1.0,) * 3}}}
+    untimed = {"stages": {**timed["stages"], "train": {"pairs": (4.0,) * 3, "steps": (1,) * 3, "bytes": (2.0,) * 3}}}
+    monkeypatch.setattr(planner, "_PLANS", [timed, untimed])
+    planner.print_total()
+    out = capsys.readouterr().out
+    assert out.startswith("sweep: 2 cells") and "leaves out a stage of 1 cells" in out

@@ -351,6 +351,13 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
         fallback = secs.get("generate", 0.0) / max(1.0, sum(per_input(dirs["generate"] / "traces.jsonl").values()))
     cached = real_dirs(cfg)
     keys = cached.pop("keys")
+    # A pilot as large as the run (plan.fill_batch on a small run) made the run's own stages: they are shown as
+    # measured, not as free, and the run reuses them.
+    own = {name for name, d in cached.items() if d is not None
+           and (mine := dirs.get(name) or dirs.get(f"evaluate/{name}")) is not None
+           and Path(d).resolve() == Path(mine).resolve()}
+    for name in own:
+        cached[name] = None
     trained = read_json(dirs["train"] / "DONE.json").get("trained")
     # Training releases the base model: the first base-model evaluation after it loads it again.
     reloads = {"distilled", "routed"} | ({next((s for s in cfg.eval.systems if s in ("system1", "system2")), "")}
@@ -408,7 +415,8 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
             stages["filter"].update(tokens=tokens, seconds=tuple(t * per_token for t in tokens))
     stages["train"] = {"cached": True} if cached["train"] else train_estimate(cfg, dirs["train"], secs, seen, kept,
                                                                                 n_train, z, table)
-    n_eval_pilot = None
+    n_eval_pilot = next((len(per_input(d / "traces.jsonl")) for k, d in sorted(dirs.items())
+                         if k.startswith("evaluate/") and (d / "traces.jsonl").exists()), None)
     for system in cfg.eval.systems:
         d = dirs.get(f"evaluate/{system}")
         if cached.get(system):
@@ -422,6 +430,17 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
             n_eval_pilot = len(per_input(d / "traces.jsonl"))
             samples = int(cfg.eval.route.k) + 1 if system == "routed" else int(cfg.eval.k)
             generation(system, d, n_eval if n_eval is not None else n_eval_pilot, samples)
+    for name in own & set(stages):
+        s = stages[name]
+        d = dirs.get(name) or dirs.get(f"evaluate/{name}")
+        if "tokens" in s and (d / "traces.jsonl").exists():
+            s["tokens"] = (float(sum(per_input(d / "traces.jsonl").values())),) * 3
+        if name == "train":
+            info = read_json(d / "DONE.json")
+            s.update(pairs=(float(kept),) * 3, steps=(int(info.get("steps", 0)),) * 3)
+        if "seconds" in s:
+            s["seconds"] = (secs.get(name, s["seconds"][0]),) * 3
+        s["note"] = "the pilot ran it at the run's size: measured, and the run reuses it"
     total = [sum(s.get(k, (0, 0, 0))[i] for s in stages.values()) for k in ("tokens", "seconds", "bytes")
              for i in range(3)]
     peak = max(record.get("peak_rss_gib") or 0.0, read_json(dirs["train"] / "DONE.json").get("peak_rss_gib") or 0.0)

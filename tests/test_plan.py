@@ -54,6 +54,25 @@ def test_a_planned_tiny_cell_then_run_falls_within_the_plan(tiny_model_dir, tmp_
     assert again["total"]["tokens"] == (0, 0, 0)
 
 
+def test_a_pilot_as_large_as_the_run_shows_its_measured_stages_and_the_run_reuses_them(tiny_model_dir, tmp_path,
+                                                                                       caplog):
+    from s2d.run import run
+
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=6", "task.n_eval=6", "plan.n_train=6",
+                               "plan.n_eval=6", "generate.max_new_tokens=16", "filter=none", "target=full_response")
+    p = planner.plan(compose_config(*overrides))
+    assert p["pilot"] == {"train": 6, "eval": 6}
+    gen = p["stages"]["generate"]
+    assert not gen.get("cached") and gen["tokens"][0] == gen["tokens"][1] == gen["tokens"][2]
+    assert "the pilot ran it at the run's size" in planner.render(p)
+    caplog.set_level("INFO", logger="s2d.stages")
+    run(compose_config(*overrides))
+    done = read_json(tmp_path / "run" / "generate" / "DONE.json")
+    assert done["completion_tokens"] == gen["tokens"][0]
+    reused = {r.getMessage().split(":")[0] for r in caplog.records if ": reusing " in r.getMessage()}
+    assert {"generate", "filter", "train"} <= reused  # the pilot's own stages
+
+
 def test_the_pilot_fills_one_batch_of_the_run(tiny_model_dir, tmp_path):
     base = [*tiny_overrides(tiny_model_dir, tmp_path), "task.n_train=500", "task.n_eval=300", "generate.n=4",
             "generate.chunk_size=32", "eval.chunk_size=40", "backend.batch_size=64"]

@@ -38,10 +38,13 @@ def test_relative_links_resolve(path):
 
 def test_the_summary_plot_data_is_the_records_figures(tmp_path):
     """Every figure the README's plot draws is written, as measured, in its dated record."""
-    data = json.loads((RESULTS / "2026-12-03-organism-rows.json").read_text())
-    records = "".join((RESULTS / name).read_text() for name in
-                      ("2026-12-03-organism-rows.md", "2026-12-03-organism-s2a-capitals.md",
-                       "2026-12-03-organism-last-letter.md", "2026-12-03-organism-paper-readme.md"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("organism_summary", RESULTS / "organism_summary.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    data = json.loads(module.RECORD.read_text())
+    records = "".join((RESULTS / name).read_text() for name in module.SOURCES)
     for run in data["runs"]:
         m = run["metrics"]
         for system in ("system1", "system2", "distilled"):
@@ -51,13 +54,7 @@ def test_the_summary_plot_data_is_the_records_figures(tmp_path):
             assert f"{m[f'{system}/tokens_per_input']:.1f}" in records
     for c in data["curve"]["points"]:
         assert f"{100 * c['accuracy']:.1f}% [{100 * c['ci_low']:.1f}, {100 * c['ci_high']:.1f}]" in records
-
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("organism_summary", RESULTS / "organism_summary.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    out = module.draw(RESULTS / "2026-12-03-organism-rows.json", tmp_path / "summary.png")
+    out = module.draw(module.RECORD, tmp_path / "summary.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

@@ -19,7 +19,10 @@ from s2d.plots import plot_summary
 from s2d.report import points
 
 HERE = Path(__file__).resolve().parent
-RECORD = HERE / "2026-12-03-organism-rows.json"
+RECORD = HERE / "2026-12-07-organism-rows.json"
+# The dated records that hold, as measured, every figure RECORD transcribes (tests/test_docs.py checks them).
+SOURCES = ("2026-12-07-organism-rows-regraded.md", "2026-12-03-organism-rows.md", "2026-12-03-organism-s2a-capitals.md",
+           "2026-12-03-organism-last-letter.md", "2026-12-03-organism-paper-readme.md")
 OUT = HERE.parent / "organism_summary.png"
 
 

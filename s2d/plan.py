@@ -430,6 +430,15 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
             n_eval_pilot = len(per_input(d / "traces.jsonl"))
             samples = int(cfg.eval.route.k) + 1 if system == "routed" else int(cfg.eval.k)
             generation(system, d, n_eval if n_eval is not None else n_eval_pilot, samples)
+    routed, distilled = stages.get("routed", {}), stages.get("distilled", {})
+    if "tokens" in routed and "tokens" in distilled and "routed" not in own:
+        # How many inputs the run routes to System 2 depends on how sure the run's distilled model is, and the
+        # pilot's, trained on a few pairs, is less sure: the range reaches down to routing none.
+        routed["tokens"] = (routed["tokens"][0], min(routed["tokens"][1], distilled["tokens"][1]), routed["tokens"][2])
+        if "seconds" in routed and "seconds" in distilled:
+            routed["seconds"] = (routed["seconds"][0], min(routed["seconds"][1], distilled["seconds"][1]),
+                                 routed["seconds"][2])
+        routed["note"] = "its share routed to System 2 is the pilot model's; the range runs down to none routed"
     for name in own & set(stages):
         s = stages[name]
         d = dirs.get(name) or dirs.get(f"evaluate/{name}")

@@ -73,6 +73,18 @@ def test_a_pilot_as_large_as_the_run_shows_its_measured_stages_and_the_run_reuse
     assert {"generate", "filter", "train"} <= reused  # the pilot's own stages
 
 
+def test_the_routed_range_reaches_down_to_routing_none(tiny_model_dir, tmp_path):
+    # The pilot's distilled model (few pairs) routes more than the run's will: the coin-flip row's pilot routed
+    # every input, the run none. The range's low end is what routing costs when nothing is routed.
+    overrides = tiny_overrides(tiny_model_dir, tmp_path, "task.n_train=12", "task.n_eval=12", "plan.n_train=4",
+                               "plan.n_eval=4", "generate.chunk_size=2", "eval.chunk_size=2", "filter=none",
+                               "target=full_response", "eval.systems=[system1,system2,distilled,routed]")
+    p = planner.plan(compose_config(*overrides))
+    routed, distilled = p["stages"]["routed"], p["stages"]["distilled"]
+    assert routed["tokens"][1] <= distilled["tokens"][1] <= distilled["tokens"][0] <= routed["tokens"][2]
+    assert "down to none routed" in planner.render(p)
+
+
 def test_the_pilot_fills_one_batch_of_the_run(tiny_model_dir, tmp_path):
     base = [*tiny_overrides(tiny_model_dir, tmp_path), "task.n_train=500", "task.n_eval=300", "generate.n=4",
             "generate.chunk_size=32", "eval.chunk_size=40", "backend.batch_size=64"]

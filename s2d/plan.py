@@ -2,11 +2,12 @@
 anything large runs, estimated from a measured pilot.
 
 The pilot is the same cell at a small, seeded size (`plan.n_train` inputs, `plan.n_eval` eval items, raised to
-fill one batch of the run): the real stages run on it and cache their directories like any stage, so planning twice costs nothing the second time. From
-its records (the token counts every call already holds) the planner takes each stage's generated tokens per input,
-with their spread, and its seconds per generated token, and scales them to the run's sizes; a stage the run finds in
-its cache costs nothing. `plan.model` runs the pilot on a stand-in model on this machine, and `plan.throughput` (a
-YAML table the user measured on the target hardware) turns its token counts into time there. docs/planning.md.
+fill one batch of the run): the real stages run on it and cache their directories like any stage, so planning
+twice costs nothing the second time. From its records (the token counts every call already holds) the planner
+takes each stage's generated tokens per input, with their spread, and its seconds per generated token, and scales
+them to the run's sizes; a stage the run finds in its cache costs nothing. `plan.model` runs the pilot on a
+stand-in model on this machine, and `plan.throughput` (a YAML table the user measured on the target hardware)
+turns its token counts into time there. docs/planning.md.
 """
 
 from __future__ import annotations
@@ -63,8 +64,8 @@ class StepTimer(pl.Callback):
 def step_model(steps: list[dict]) -> tuple[float, tuple[float, float, float]]:
     """A step's seconds as `fixed + per_pair × pairs`, fitted to the pilot's timed steps (the first one, which also
     warms up, left out where others exist): least squares where the steps hold two batch sizes or more, else all
-    of a step's time per pair. Returns (fixed, (per_pair, low, high)); the range comes from the steps' residuals
-    spread over their pairs, so a noisy machine widens it."""
+    of a step's time per pair. Returns (fixed, (per_pair, low, high)): the median step's cost per pair, and the
+    cheapest and dearest step's (the warm-up step counts for the dearest), so a noisy machine widens the range."""
     later = steps[1:] or steps
     xs = [float(s["pairs"]) for s in later]
     ys = [float(s["seconds"]) for s in later]
@@ -353,9 +354,11 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
     keys = cached.pop("keys")
     # A pilot as large as the run (plan.fill_batch on a small run) made the run's own stages: they are shown as
     # measured, not as free, and the run reuses them.
+    def pilot_dir(name: str) -> Path | None:
+        return dirs.get(name) or dirs.get(f"evaluate/{name}")
+
     own = {name for name, d in cached.items() if d is not None
-           and (mine := dirs.get(name) or dirs.get(f"evaluate/{name}")) is not None
-           and Path(d).resolve() == Path(mine).resolve()}
+           and (mine := pilot_dir(name)) is not None and Path(d).resolve() == Path(mine).resolve()}
     for name in own:
         cached[name] = None
     trained = read_json(dirs["train"] / "DONE.json").get("trained")
@@ -440,8 +443,7 @@ def estimate(cfg: DictConfig, record: dict, n_train: int | None, n_eval: int | N
                                  routed["seconds"][2])
         routed["note"] = "its share routed to System 2 is the pilot model's; the range runs down to none routed"
     for name in own & set(stages):
-        s = stages[name]
-        d = dirs.get(name) or dirs.get(f"evaluate/{name}")
+        s, d = stages[name], pilot_dir(name)
         if "tokens" in s and (d / "traces.jsonl").exists():
             s["tokens"] = (float(sum(per_input(d / "traces.jsonl").values())),) * 3
         if name == "train":
@@ -496,9 +498,9 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
         return n * fixed + done / world * rate
 
     per_step = fixed + batch * per_pair[0]
-    if table is not None and table_step(table, cfg) is not None:
-        per_step = table_step(table, cfg)
-        fixed, per_pair = 0.0, (per_step / batch,) * 3
+    from_table = table_step(table, cfg) if table is not None else None
+    if from_table is not None:
+        per_step, fixed, per_pair = from_table, 0.0, (from_table / batch,) * 3
     overhead = max(0.0, secs.get("train", 0.0) - info["seconds"])  # load, save
     model_bytes = dir_bytes(d / "model")
     lora = cfg.train.get("lora")
@@ -508,7 +510,7 @@ def train_estimate(cfg: DictConfig, d: Path, secs: dict, seen: int, kept: int, n
         from s2d.training.memory import DTYPE_BYTES
 
         model_bytes = float(params_b) * 1e9 * DTYPE_BYTES[str(cfg.train.dtype)]
-    if cfg.plan.model and not (table is not None and table_step(table, cfg) is not None):
+    if cfg.plan.model and from_table is None:
         # The stand-in's steps on this CPU say nothing about the run's model on its hardware.
         return {"pairs": pairs, "steps": n_steps, "bytes": (model_bytes,) * 3,
                 "note": f"time not estimated: no train row for {cfg.model.name} in plan.throughput, and the "
@@ -601,15 +603,21 @@ def render(p: dict) -> str:
             lines.append(f"  {name:<10}{s['units']:>8}  {rng(s['tokens'], tok):<36} {rng(s['seconds'], fmt_s):<33} "
                          f"{fmt_b(s.get('bytes', (0,))[0])}" + (f"  ({s['note']})" if s.get("note") else ""))
     t = p["total"]
-    untimed = [name for name, s in p["stages"].items() if not s.get("cached") and "skipped" not in s
-               and "seconds" not in s]
+    left_out = untimed_stages(p)
     lines.append(f"  {'total':<10}{'':>8}  {rng(t['tokens'], tok):<36} {rng(t['seconds'], fmt_s):<33} "
-                 f"{fmt_b(t['bytes'][0])}" + (f"  (time without {', '.join(untimed)})" if untimed else ""))
+                 f"{fmt_b(t['bytes'][0])}" + (f"  (time without {', '.join(left_out)})" if left_out else ""))
     mem = f"  peak memory: at least {p['peak_rss_gib']:.1f} GiB (the pilot's peak RSS; larger batches hold more)"
     if p.get("training_memory_gib"):
         mem += f"; training needs about {p['training_memory_gib']['per_device']:.0f} GiB per device (check_fits)"
     lines.append(mem)
     return "\n".join(lines)
+
+
+def untimed_stages(p: dict) -> list[str]:
+    """The plan's stages that cost something but have no time estimate (a stand-in's training without a table
+    row): the total's time leaves them out."""
+    return [name for name, s in p.get("stages", {}).items()
+            if not s.get("cached") and "skipped" not in s and "seconds" not in s]
 
 
 def one_line(p: dict) -> str:
@@ -692,12 +700,12 @@ def print_total() -> None:
     if len(_PLANS) < 2:
         return
     refused = sum("does_not_fit" in p for p in _PLANS)
-    untimed = sum(any(not s.get("cached") and "skipped" not in s and "seconds" not in s
-                      for s in p.get("stages", {}).values()) for p in _PLANS)
+    cells_untimed = sum(bool(untimed_stages(p)) for p in _PLANS)
     t = sweep_total(_PLANS)
     print(f"sweep: {len(_PLANS)} cells ({refused} not estimated: they do not fit); ~{rng(t['tokens'], tok)} "
           f"generated tokens, ~{rng(t['seconds'], fmt_s)}, {fmt_b(t['bytes'][0])} on disk (a stage cells share "
-          "counted once)" + (f"; the time leaves out a stage of {untimed} cells that has none" if untimed else ""))
+          "counted once)" + (f"; the time leaves out a stage of {cells_untimed} cells that has none"
+                             if cells_untimed else ""))
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

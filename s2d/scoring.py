@@ -45,6 +45,15 @@ def score(examples: list[Example], traces: list[Trace], task, system: str) -> tu
     return rows, metrics
 
 
+def changes(before: list[dict], after: list[dict]) -> tuple[int, int]:
+    """(answers, verdicts) that differ between two prediction files of the same items. A grader can move a
+    verdict without moving the text it extracts (TriviaQA's answer is the committed text)."""
+    old = {r["example_id"]: (r["answer"], r["correct"]) for r in before}
+    answers = sum(old.get(r["example_id"], (None, None))[0] != r["answer"] for r in after)
+    verdicts = sum(old.get(r["example_id"], (None, None))[1] != r["correct"] for r in after)
+    return answers, verdicts
+
+
 def task_figures(examples: list[Example], rows: list[dict], task, system: str) -> dict:
     """The figures that depend on the task, over prediction rows (`example_id`, `answer`, `correct`, `tokens`):
     the same figures per input group, for tasks that tag inputs with one (TriviaQA: biased / unbiased), and the

@@ -16,7 +16,7 @@ from s2d.config import sampling
 from s2d.stages import resolved, stage_dir
 from s2d.stages.chunks import run_in_chunks
 from s2d.stages.inputs import load_task
-from s2d.scoring import score
+from s2d.scoring import changes, score
 from s2d.tasks.grading import grader_version, regrade
 from s2d.types import Trace
 
@@ -124,12 +124,8 @@ def rescore(out: Path, task, system: str) -> dict:
     examples = task.eval_examples()
     traces = regrade([Trace.from_dict(r) for r in read_jsonl(out / "traces.jsonl")], task)
     stored = read_jsonl(out / "predictions.jsonl")
-    before = {r["example_id"]: r["answer"] for r in stored}
-    verdict = {r["example_id"]: r["correct"] for r in stored}
     rows, metrics = score(examples, traces, task, system)
-    changed = sum(before.get(r["example_id"]) != r["answer"] for r in rows)
-    # A grader may move a verdict without moving the extracted text (TriviaQA's answer is the committed text).
-    flipped = sum(verdict.get(r["example_id"]) != r["correct"] for r in rows)
+    changed, flipped = changes(stored, rows)
     rewrite_jsonl(out / "predictions.jsonl", rows)
     # Figures are the "/" keys; stale ones (a group or interval the new scoring no longer has) are dropped.
     kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version")}

@@ -30,7 +30,7 @@ from s2d.methods.base import single_call
 from s2d.methods.system1 import System1
 from s2d.routing import SIGNALS, agreement, calibration, cheapest_reaching, frontier, probability, route, \
     routed_rows, swap_consistency
-from s2d.scoring import score, task_figures
+from s2d.scoring import changes, score, task_figures
 from s2d.stages import evaluate, resolved, stage_dir
 from s2d.stages.inputs import load_task
 from s2d.stats import wilson
@@ -257,8 +257,6 @@ def rescore(out: Path, task) -> dict:
     if read_json(system2_dir / "DONE.json").get("grader_version") != grader_version(task):
         evaluate.rescore(system2_dir, task, "system2")
     stored = read_jsonl(out / "predictions.jsonl")
-    before = {r["example_id"]: r["answer"] for r in stored}
-    verdict = {r["example_id"]: r["correct"] for r in stored}
     attempt, samples, logprobs = _stored(out, task)
     kept = {k: v for k, v in info.items() if "/" not in k and k not in ("versions", "git_sha", "grader_version",
                                                                           "route", "system2_dir")}
@@ -266,8 +264,7 @@ def rescore(out: Path, task) -> dict:
                             info["route"]["signal"], info["route"]["threshold"],
                             {**kept, "rescored": {"from_grader_version": info.get("grader_version")}})
     rows = read_jsonl(out / "predictions.jsonl")
-    changed = sum(before.get(r["example_id"]) != r["answer"] for r in rows)
-    flipped = sum(verdict.get(r["example_id"]) != r["correct"] for r in rows)
+    changed, flipped = changes(stored, rows)
     return {"system": "routed", "n": len(rows), "answers_changed": changed, "verdicts_changed": flipped,
             "accuracy_before": info.get("routed/accuracy"), "accuracy_after": metrics["routed/accuracy"],
             "grader_version_before": info.get("grader_version"), "grader_version_after": grader_version(task)}
